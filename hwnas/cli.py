@@ -1,0 +1,119 @@
+"""The ``hwnas`` command line.
+
+Every sub-command imports what it needs when it runs, so ``hwnas --help`` starts
+fast.  Errors a user can cause print one line (``hwnas: error: ...``) on stderr and
+exit with status 1; ``--json`` output goes to stdout and nothing else does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Callable, Sequence
+
+from search_spaces.errors import HwnasError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain left-aligned text table."""
+    cells = [[str(h) for h in header]] + [[_format_value(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --- sub-commands -----------------------------------------------------------------
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from predictors import targets
+
+    described = {name: targets.get(name).describe() for name in targets.names()}
+    if args.json:
+        _print_json({name: {k: v for k, v in d.items() if k != "name"} for name, d in described.items()})
+        return 0
+    rows = [(name, ", ".join(d["metrics"]), d["description"]) for name, d in described.items()]
+    print(format_table(rows, ("target", "metrics", "how")))
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from predictors import targets
+
+    target = targets.get(args.target)
+    result = target.measure(args.model)
+    if args.json:
+        _print_json(result)
+        return 0
+    rows = [(k, v) for k, v in result.items() if k in target.metrics]
+    rows += [(k, v) for k, v in result.items() if k not in target.metrics]
+    print(f"{args.model} on {target.name}")
+    print(format_table(rows, ("metric", "value")))
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hwnas import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hwnas",
+        description="Hardware-aware neural architecture search: measure and predict the latency, "
+        "energy and memory of TFLite models on edge targets.",
+    )
+    parser.add_argument("--version", action="version", version=f"hwnas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("targets", cmd_targets, "list the hardware targets and their metrics")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    p = add("measure", cmd_measure, "ground-truth metrics of a .tflite model from the target itself")
+    p.add_argument("model", metavar="MODEL.tflite")
+    p.add_argument("--target", "-t", required=True, metavar="T", help="target name (see `hwnas targets`)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HwnasError as exc:
+        message = str(exc).replace("\n", " ").strip() or type(exc).__name__
+        print(f"hwnas: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("hwnas: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `hwnas ... | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""This host's CPU through the LiteRT interpreter (1 thread, default XNNPACK delegate).
+
+Latency is real but machine-specific and noisy: every label carries the machine
+(CPU model, core count), the LiteRT version and the spread of the timed runs.
+``arena_kib`` is the activation memory that the interpreter itself plans when no
+delegate is applied: the span of every non-constant tensor's buffer (model tensors
+and the kernels' scratch tensors), read from the interpreter after
+``allocate_tensors()``.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import time
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from search_spaces._quiet import native_output_captured
+from search_spaces.errors import TargetError
+
+from predictors.targets._base import Target, register_target
+from predictors.tflite_model import ModelSource, load_model
+
+# Neighbouring tensors in one arena lie at most an alignment step apart
+# (TFLite aligns to 64 bytes); a bigger gap means a separate allocation.
+_ARENA_GAP_BYTES = 128
+
+
+@lru_cache(maxsize=1)
+def machine() -> dict[str, Any]:
+    """The host that produced a latency label."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_cores": os.cpu_count() or 1,
+        "arch": platform.machine(),
+        "system": platform.system(),
+    }
+
+
+@lru_cache(maxsize=1)
+def litert_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ai-edge-litert")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def _fill_inputs(interpreter, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for detail in interpreter.get_input_details():
+        shape = [max(int(d), 1) for d in detail["shape"]]
+        dtype = np.dtype(detail["dtype"])
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            value = rng.integers(max(info.min, -128), min(info.max, 127), size=shape, endpoint=True)
+        elif dtype == np.bool_:
+            value = rng.integers(0, 1, size=shape, endpoint=True)
+        else:
+            value = rng.standard_normal(shape)
+        interpreter.set_tensor(detail["index"], value.astype(dtype))
+
+
+def arena_bytes(interpreter, constant_tensors: set[int]) -> int:
+    """Bytes spanned by the interpreter's non-constant tensor buffers.
+
+    Tensors are grouped into allocations (arena, persistent arena) by address; the
+    result is the sum of each allocation's span.
+    """
+    spans = []
+    raw = interpreter._interpreter
+    for index in range(raw.NumTensors(0)):
+        if index in constant_tensors:
+            continue
+        try:
+            # Scratch tensors without a shape crash ``tensor()`` natively: ask first.
+            shape = raw.TensorSize(index, 0)
+            raw.TensorType(index, 0)
+        except (ValueError, RuntimeError):
+            continue
+        if len(shape) == 0 or int(np.prod(shape)) == 0:
+            continue
+        try:
+            array = interpreter.tensor(index)()
+        except (ValueError, RuntimeError):  # no data (unused or optional tensor)
+            continue
+        if array.nbytes == 0:
+            continue
+        start = array.ctypes.data
+        spans.append((start, start + array.nbytes))
+    if not spans:
+        return 0
+    spans.sort()
+    total, lo, hi = 0, spans[0][0], spans[0][1]
+    for start, end in spans[1:]:
+        if start > hi + _ARENA_GAP_BYTES:
+            total += hi - lo
+            lo, hi = start, end
+        else:
+            hi = max(hi, end)
+    return total + hi - lo
+
+
+class LiteRTCPUTarget(Target):
+    """LiteRT on this host's CPU."""
+
+    name = "cpu-litert"
+    metrics = ("latency_ms", "arena_kib", "model_kib")
+    description = "LiteRT interpreter on this host's CPU: 1 thread, default XNNPACK delegate"
+
+    def __init__(
+        self,
+        num_threads: int = 1,
+        min_runs: int = 50,
+        min_time_s: float = 0.25,
+        max_runs: int = 2000,
+        warmup_time_s: float = 0.05,
+        seed: int = 0,
+    ):
+        if min_runs < 1:
+            raise ValueError("min_runs must be at least 1")
+        self.num_threads = num_threads
+        self.min_runs, self.min_time_s, self.max_runs = min_runs, min_time_s, max_runs
+        self.warmup_time_s = warmup_time_s
+        self.seed = seed
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "tool": "ai-edge-litert",
+            "litert_version": litert_version(),
+            "num_threads": self.num_threads,
+            "delegate": "XNNPACK (default)",
+            "timing": f"warm-up >= 3 runs and {self.warmup_time_s}s, then the median of >= {self.min_runs} "
+            f"runs and >= {self.min_time_s}s (at most {self.max_runs})",
+            "machine": machine(),
+        }
+
+    def _interpreter(self, data: bytes, delegates: bool):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        kwargs: dict[str, Any] = {"model_content": data, "num_threads": self.num_threads}
+        if not delegates:
+            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        error: BaseException | None = None
+        with native_output_captured() as captured:
+            try:
+                interpreter = Interpreter(**kwargs)
+                interpreter.allocate_tensors()
+            except Exception as exc:  # unresolved custom ops, dynamic shapes, ...
+                error = exc
+        if error is not None:
+            reason = (str(error).strip().splitlines() or [captured.last_line(type(error).__name__)])[0]
+            raise TargetError(f"{self.name}: LiteRT cannot run this model: {reason[:300]}")
+        return interpreter
+
+    def measure(self, tflite: ModelSource) -> dict[str, Any]:
+        data, info = load_model(tflite)
+        constants = {t.index for t in info.tensors if t.is_constant}
+
+        # Activation memory, as planned by the interpreter without delegates.
+        plain = self._interpreter(data, delegates=False)
+        arena = arena_bytes(plain, constants)
+        del plain
+
+        interpreter = self._interpreter(data, delegates=True)
+        _fill_inputs(interpreter, self.seed)
+        invoke = interpreter.invoke
+        try:
+            deadline = time.perf_counter() + self.warmup_time_s
+            for i in range(1000):
+                invoke()
+                if i >= 2 and time.perf_counter() > deadline:
+                    break
+            times = []
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                start_all = time.perf_counter()
+                while len(times) < self.max_runs:
+                    t0 = time.perf_counter_ns()
+                    invoke()
+                    times.append(time.perf_counter_ns() - t0)
+                    if len(times) >= self.min_runs and time.perf_counter() - start_all >= self.min_time_s:
+                        break
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
+        except Exception as exc:
+            raise TargetError(f"{self.name}: LiteRT failed while running the model: {exc}") from None
+        times_ms = np.asarray(times, dtype=np.float64) / 1e6
+        q10, q25, q50, q75, q90 = np.percentile(times_ms, [10, 25, 50, 75, 90])
+        return {
+            "latency_ms": float(statistics.median(times_ms.tolist())),
+            "arena_kib": arena / 1024.0,
+            "model_kib": len(data) / 1024.0,
+            "latency_p10_ms": float(q10),
+            "latency_p90_ms": float(q90),
+            "latency_iqr_ms": float(q75 - q25),
+            "latency_min_ms": float(times_ms.min()),
+            "runs": len(times),
+            "litert_version": litert_version(),
+            **{k: v for k, v in machine().items()},
+        }
+
+
+register_target(LiteRTCPUTarget.name, LiteRTCPUTarget)
