@@ -4,6 +4,7 @@ Only Keras here (imported lazily); ``predictors`` and ``hwnas`` build on this la
 """
 from __future__ import annotations
 
+from search_spaces._quiet import import_keras, import_tensorflow
 from search_spaces.errors import HwnasError
 
-__all__ = ["HwnasError"]
+__all__ = ["HwnasError", "import_keras", "import_tensorflow"]

@@ -43,10 +43,13 @@ def native_output_captured() -> Iterator[Captured]:
         captured.text = buf.getvalue()
         return
     with tempfile.TemporaryFile(mode="w+b") as sink:
+        # Python-level writers too: sys.stdout may not be fd 1 (pytest, notebooks).
+        text = open(os.dup(sink.fileno()), "w", encoding="utf-8", errors="replace", closefd=True)
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield captured
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield captured
         finally:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
@@ -55,6 +58,8 @@ def native_output_captured() -> Iterator[Captured]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+            with contextlib.suppress(Exception):
+                text.close()
             sink.seek(0)
             captured.text = sink.read().decode("utf-8", "replace")
 
@@ -73,3 +78,12 @@ def import_tensorflow():
 
             absl.logging.set_verbosity(absl.logging.ERROR)
     return tf
+
+
+def import_keras():
+    """Imports Keras 3 (TensorFlow backend) silently and returns it."""
+    if "keras" not in sys.modules:
+        import_tensorflow()
+        with native_output_captured():
+            import keras  # noqa: F401
+    return sys.modules["keras"]

@@ -1,0 +1,96 @@
+"""The command line, run as a user runs it: a separate process."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from predictors import targets
+
+
+def hwnas(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwnas", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_targets_json_lists_every_target_with_metrics():
+    proc = hwnas("targets", "--json")
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    assert set(listed) == set(targets.names())
+    assert listed["ethos-u55-128"]["metrics"] == ["latency_ms", "energy_mj", "sram_kib", "offchip_kib"]
+    assert listed["cpu-litert"]["metrics"] == ["latency_ms", "arena_kib", "model_kib"]
+
+
+def test_targets_table():
+    proc = hwnas("targets")
+    assert proc.returncode == 0
+    assert "ethos-u65-256" in proc.stdout and "latency_ms" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["ethos-u55-128", "ethos-u65-256"])
+def test_measure_json_is_clean_and_equals_the_python_api(name, int8_model_path):
+    proc = hwnas("measure", int8_model_path, "--target", name, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    result = json.loads(proc.stdout)  # nothing but JSON on stdout: Vela's prints are kept out
+    assert result == targets.get(name).measure(int8_model_path)
+
+
+def test_measure_cpu_json(int8_model_path):
+    proc = hwnas("measure", int8_model_path, "-t", "cpu-litert", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {"latency_ms", "arena_kib", "model_kib"} <= set(result)
+
+
+def test_measure_table(int8_model_path):
+    proc = hwnas("measure", int8_model_path, "-t", "ethos-u55-128")
+    assert proc.returncode == 0
+    assert "latency_ms" in proc.stdout and "npu_operators" in proc.stdout
+
+
+def _error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("hwnas: error: ")
+    return lines[0]
+
+
+def test_bad_inputs_give_one_line_and_exit_1(tmp_path, int8_model, float_model_path):
+    missing = str(tmp_path / "missing.tflite")
+    assert "no such file" in _error(hwnas("measure", missing, "-t", "cpu-litert"))
+
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    assert "empty file" in _error(hwnas("measure", str(empty), "-t", "ethos-u55-128", "--json"))
+
+    foreign = tmp_path / "image.tflite"
+    foreign.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    assert "not a TFLite flatbuffer" in _error(hwnas("measure", str(foreign), "-t", "ethos-u55-128"))
+
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(int8_model[: len(int8_model) // 3])
+    assert "corrupt or truncated" in _error(hwnas("measure", str(truncated), "-t", "cpu-litert"))
+
+    line = _error(hwnas("measure", float_model_path, "-t", "ethos-u65-256", "--json"))
+    assert "Vela needs an int8" in line and "hwnas.export.to_tflite" in line
+
+    line = _error(hwnas("measure", float_model_path, "-t", "npu-9000"))
+    assert "unknown target 'npu-9000'" in line and "ethos-u55-128" in line
+
+
+def test_usage_errors_exit_non_zero():
+    proc = hwnas("measure")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = "import sys; from hwnas.cli import build_parser; build_parser(); " \
+           "print(sorted(m for m in ('tensorflow', 'torch', 'ethosu') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "[]"

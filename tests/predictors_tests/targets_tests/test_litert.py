@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictors.targets import LiteRTCPUTarget
+from predictors.tflite_model import inspect_model
+from search_spaces.errors import TargetError
+
+
+@pytest.fixture(scope="module")
+def fast_target():
+    return LiteRTCPUTarget(min_runs=50, min_time_s=0.0)
+
+
+def test_latency_is_the_median_of_at_least_50_runs(fast_target, int8_model):
+    result = fast_target.measure(int8_model)
+    assert result["runs"] >= 50
+    assert result["latency_min_ms"] <= result["latency_p10_ms"] <= result["latency_ms"] <= result["latency_p90_ms"]
+    assert result["cpu_cores"] >= 1 and result["cpu_model"]
+    assert result["model_kib"] == len(int8_model) / 1024
+
+
+def test_arena_is_deterministic_and_bounded_by_tensor_lifetimes(fast_target, int8_model, float_model):
+    for model in (int8_model, float_model):
+        arenas = {fast_target.measure(model)["arena_kib"] for _ in range(3)}
+        assert len(arenas) == 1
+        arena = arenas.pop() * 1024
+        info = inspect_model(model)
+        nbytes = {"INT8": 1, "FLOAT32": 4, "INT32": 4}
+        size = lambda t: int(np.prod(info.tensors[t].shape)) * nbytes[info.tensors[t].dtype]  # noqa: E731
+        # every operator needs its non-constant inputs and outputs live at once
+        live = max(
+            sum(size(t) for t in op.inputs + op.outputs if t >= 0 and not info.tensors[t].is_constant)
+            for op in info.operators
+        )
+        everything = sum(size(t.index) for t in info.tensors if not t.is_constant)
+        assert live <= arena
+        # scratch buffers (im2col) come on top, but the plan reuses memory: far from the naive sum x 3
+        assert arena < 3 * everything
+
+
+def test_float_models_are_measured_too(fast_target, int8_model, float_model):
+    f, q = fast_target.measure(float_model), fast_target.measure(int8_model)
+    assert f["model_kib"] > q["model_kib"]
+    assert f["arena_kib"] > q["arena_kib"]  # 4-byte activations
+
+
+def test_unresolved_custom_operator_is_a_target_error(fast_target, int8_model):
+    """Rename an opcode to an unknown custom op: LiteRT cannot run it, and says so."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(int8_model, 0))
+    model.operatorCodes[0].builtinCode = 32  # CUSTOM
+    model.operatorCodes[0].deprecatedBuiltinCode = 32
+    model.operatorCodes[0].customCode = b"NotARealOp"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(TargetError, match="LiteRT cannot run this model"):
+        fast_target.measure(bytes(builder.Output()))
