@@ -8,6 +8,7 @@ measurement: Keras model -> ``hwnas.export.to_tflite`` -> ``Target.measure``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -42,7 +43,7 @@ def build_candidate(input_shape=(96, 96, 3), num_classes=10, width=16, seed=0):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="candidate.tflite", help="where to write the int8 model")
+    parser.add_argument("--out", default="out/candidate.tflite", help="where to write the int8 model")
     args = parser.parse_args(argv)
 
     from hwnas.cli import format_table
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     model = build_candidate()
     tflite = to_tflite(model, quantize="int8")
     export_s = time.perf_counter() - t0
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "wb") as f:
         f.write(tflite)
     print(f"candidate: {model.count_params():,} parameters, int8 TFLite {len(tflite) / 1024:.1f} KiB "
