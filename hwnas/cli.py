@@ -26,6 +26,8 @@ def _format_value(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
         return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
@@ -69,6 +71,22 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from predictors.graph import summarize
+
+    summary = summarize(args.model)
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"{args.model}: {summary['nodes']} nodes (operators), {summary['edges']} edges, "
+          f"{summary['subgraphs']} subgraph(s); features {summary['feature_version']} "
+          f"({summary['node_feature_dim']} per node, {summary['graph_feature_dim']} per graph)\n")
+    print(format_table(list(summary["operators"].items()), ("operator", "count")))
+    print()
+    print(format_table([(k, v) for k, v in summary["totals"].items()], ("total", "value")))
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------
 
 
@@ -90,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("targets", cmd_targets, "list the hardware targets and their metrics")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    p = add("graph", cmd_graph, "the graph PerfSAGE reads: nodes, edges, operator histogram, totals")
+    p.add_argument("model", metavar="MODEL.tflite")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
     p = add("measure", cmd_measure, "ground-truth metrics of a .tflite model from the target itself")

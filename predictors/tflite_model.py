@@ -22,6 +22,7 @@ from search_spaces.errors import InvalidModelError
 ModelSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
 TFLITE_IDENTIFIER = b"TFL3"
+CUSTOM_CODE = 32
 # Tensor types that carry quantised integer activations (what Vela accepts).
 QUANTIZED_TYPES = frozenset({"INT8", "UINT8", "INT16"})
 # Operators that only move data between float and integer domains.
@@ -51,6 +52,21 @@ def tensor_type_names() -> dict[int, str]:
     }
 
 
+# Bytes per element of each TFLite tensor type (INT4 packs two per byte).
+TYPE_BYTES = {
+    "FLOAT32": 4.0, "FLOAT16": 2.0, "INT32": 4.0, "UINT8": 1.0, "INT64": 8.0, "STRING": 1.0,
+    "BOOL": 1.0, "INT16": 2.0, "COMPLEX64": 8.0, "INT8": 1.0, "FLOAT64": 8.0, "COMPLEX128": 16.0,
+    "UINT64": 8.0, "RESOURCE": 0.0, "VARIANT": 0.0, "UINT32": 4.0, "UINT16": 2.0, "INT4": 0.5,
+    "BFLOAT16": 2.0, "INT2": 0.25,
+}
+# Option fields that name other subgraphs (control flow, StableHLO regions).
+SUBGRAPH_FIELDS = frozenset({
+    "BodySubgraphIndex", "CondSubgraphIndex", "ThenSubgraphIndex", "ElseSubgraphIndex",
+    "InitSubgraphIndex", "DecompositionSubgraphIndex", "ComparatorSubgraphIndex",
+    "UpdateComputationSubgraphIndex", "Subgraph",
+})
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     index: int
@@ -60,6 +76,24 @@ class TensorInfo:
     buffer: int
     is_constant: bool
     quantized: bool
+    shape_signature: tuple[int, ...] = ()
+    per_channel: bool = False
+    is_variable: bool = False
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(d < 0 for d in self.shape_signature) or any(d < 0 for d in self.shape)
+
+    @property
+    def num_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= max(int(d), 1)
+        return n
+
+    @property
+    def nbytes(self) -> float:
+        return self.num_elements * TYPE_BYTES.get(self.dtype, 4.0)
 
 
 @dataclass(frozen=True)
@@ -68,19 +102,46 @@ class OperatorInfo:
     opcode: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    code: int = -1
+    options: dict = field(default_factory=dict, compare=False, hash=False)
+    called_subgraphs: tuple[int, ...] = ()
 
 
 @dataclass
-class ModelInfo:
-    """What a validated flatbuffer contains (subgraph 0 in detail, counts for the rest)."""
-
-    size_bytes: int
-    num_subgraphs: int
+class SubgraphInfo:
     operators: list[OperatorInfo] = field(default_factory=list)
     tensors: list[TensorInfo] = field(default_factory=list)
     inputs: tuple[int, ...] = ()
     outputs: tuple[int, ...] = ()
-    operators_per_subgraph: tuple[int, ...] = ()
+
+
+@dataclass
+class ModelInfo:
+    """What a validated flatbuffer contains; ``operators``/``tensors``/... are subgraph 0's."""
+
+    size_bytes: int
+    num_subgraphs: int
+    subgraphs: list[SubgraphInfo] = field(default_factory=list)
+
+    @property
+    def operators(self) -> list[OperatorInfo]:
+        return self.subgraphs[0].operators
+
+    @property
+    def tensors(self) -> list[TensorInfo]:
+        return self.subgraphs[0].tensors
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        return self.subgraphs[0].inputs
+
+    @property
+    def outputs(self) -> tuple[int, ...]:
+        return self.subgraphs[0].outputs
+
+    @property
+    def operators_per_subgraph(self) -> tuple[int, ...]:
+        return tuple(len(sg.operators) for sg in self.subgraphs)
 
     @property
     def opcodes(self) -> list[str]:
@@ -123,7 +184,7 @@ def read_model_bytes(source: ModelSource) -> bytes:
     return data
 
 
-def load_model(source: ModelSource) -> tuple[bytes, ModelInfo]:
+def load_model(source: ModelSource, with_options: bool = False) -> tuple[bytes, ModelInfo]:
     """Reads and validates a TFLite model; returns its bytes and a summary.
 
     Raises:
@@ -131,18 +192,24 @@ def load_model(source: ModelSource) -> tuple[bytes, ModelInfo]:
     """
     data = read_model_bytes(source)
     label = "model bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
-    return data, inspect_model(data, label=label)
+    return data, inspect_model(data, label=label, with_options=with_options)
 
 
-def inspect_model(data: bytes, label: str = "model bytes") -> ModelInfo:
-    """Validates ``data`` as a TFLite flatbuffer and summarises it."""
+def inspect_model(data: bytes, label: str = "model bytes", with_options: bool = False) -> ModelInfo:
+    """Validates ``data`` as a TFLite flatbuffer and summarises it.
+
+    Args:
+        data: the flatbuffer.
+        label: how error messages name the input (a path).
+        with_options: also read every operator's builtin options (the graph features).
+    """
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise InvalidModelError(
             f"{label}: not a TFLite flatbuffer (missing the 'TFL3' identifier; "
             f"got {bytes(data[4:8])!r})"
         )
     try:
-        return _walk(data)
+        return _walk(data, with_options)
     except InvalidModelError as exc:
         raise InvalidModelError(f"{label}: {exc}") from None
     except Exception as exc:  # flatbuffers raises IndexError, struct.error, ValueError, ...
@@ -157,7 +224,7 @@ def _check_len(n: int, data_len: int, what: str, elem_bytes: int = 1) -> int:
     return n
 
 
-def _walk(data: bytes) -> ModelInfo:
+def _walk(data: bytes, with_options: bool) -> ModelInfo:
     import tflite
 
     size = len(data)
@@ -169,11 +236,12 @@ def _walk(data: bytes) -> ModelInfo:
     tnames = tensor_type_names()
 
     n_codes = _check_len(model.OperatorCodesLength(), size, "operator_codes", 4)
-    opcodes = []
+    opcodes, codes = [], []
     for i in range(n_codes):
         oc = model.OperatorCodes(i)
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        if code == getattr(tflite.BuiltinOperator, "CUSTOM", 32):
+        codes.append(code)
+        if code == CUSTOM_CODE:
             custom = oc.CustomCode()
             opcodes.append("CUSTOM:" + custom.decode("utf-8", "replace") if custom else "CUSTOM")
         else:
@@ -194,7 +262,6 @@ def _walk(data: bytes) -> ModelInfo:
     if n_sub == 0:
         raise InvalidModelError("TFLite model has no subgraphs")
     info = ModelInfo(size_bytes=size, num_subgraphs=n_sub)
-    per_subgraph = []
     for s in range(n_sub):
         sg = model.Subgraphs(s)
         n_tensors = _check_len(sg.TensorsLength(), size, "tensors", 4)
@@ -206,8 +273,10 @@ def _walk(data: bytes) -> ModelInfo:
             b = tensor.Buffer()
             if b >= max(n_buffers, 1) and b != 0:
                 raise InvalidModelError(f"corrupt TFLite flatbuffer (tensor {t} names buffer {b} of {n_buffers})")
+            sig_len = _check_len(tensor.ShapeSignatureLength(), size, "tensor shape signature", 4)
+            signature = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy()) if sig_len else ()
             q = tensor.Quantization()
-            quantized = bool(q is not None and q.ScaleLength() > 0)
+            scales = _check_len(q.ScaleLength(), size, "quantisation scales", 4) if q is not None else 0
             dtype = tnames.get(tensor.Type(), f"TYPE_{tensor.Type()}")
             name = tensor.Name()
             tensors.append(
@@ -218,7 +287,10 @@ def _walk(data: bytes) -> ModelInfo:
                     shape=shape,
                     buffer=b,
                     is_constant=bool(b < n_buffers and buffer_has_data[b]),
-                    quantized=quantized,
+                    quantized=scales > 0,
+                    shape_signature=signature,
+                    per_channel=scales > 1,
+                    is_variable=bool(tensor.IsVariable()),
                 )
             )
         n_ops = _check_len(sg.OperatorsLength(), size, "operators", 4)
@@ -230,17 +302,73 @@ def _walk(data: bytes) -> ModelInfo:
                 raise InvalidModelError(f"corrupt TFLite flatbuffer (operator {o} uses opcode {idx} of {n_codes})")
             ins = _indices(op.InputsAsNumpy() if op.InputsLength() else (), n_tensors, o, size)
             outs = _indices(op.OutputsAsNumpy() if op.OutputsLength() else (), n_tensors, o, size)
-            operators.append(OperatorInfo(index=o, opcode=opcodes[idx], inputs=ins, outputs=outs))
+            options = _options(op) if with_options else {}
+            called = tuple(
+                int(v) for k, v in options.items() if k in SUBGRAPH_FIELDS and 0 <= int(v) < n_sub
+            )
+            operators.append(
+                OperatorInfo(
+                    index=o, opcode=opcodes[idx], inputs=ins, outputs=outs, code=codes[idx],
+                    options=options, called_subgraphs=called,
+                )
+            )
         sg_inputs = _indices(sg.InputsAsNumpy() if sg.InputsLength() else (), n_tensors, -1, size)
         sg_outputs = _indices(sg.OutputsAsNumpy() if sg.OutputsLength() else (), n_tensors, -1, size)
-        per_subgraph.append(n_ops)
-        if s == 0:
-            info.operators, info.tensors = operators, tensors
-            info.inputs, info.outputs = sg_inputs, sg_outputs
-    info.operators_per_subgraph = tuple(per_subgraph)
-    if sum(per_subgraph) == 0:
+        info.subgraphs.append(SubgraphInfo(operators, tensors, sg_inputs, sg_outputs))
+    if sum(info.operators_per_subgraph) == 0:
         raise InvalidModelError("TFLite model has no operators")
     return info
+
+
+@lru_cache(maxsize=None)
+def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[str, ...]]:
+    """The options class of a union member and its numeric scalar accessors."""
+    import inspect
+
+    import tflite
+
+    enum = getattr(tflite, union)
+    name = next((k for k, v in vars(enum).items() if v == type_code and not k.startswith("_")), None)
+    cls = getattr(tflite, name, None) if name and name != "NONE" else None
+    if cls is None:
+        return None, ()
+    fields = []
+    for attr, fn in vars(cls).items():
+        if attr.startswith("_") or attr == "Init" or attr.startswith("GetRootAs") or not callable(fn):
+            continue
+        if attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier")):
+            continue
+        try:
+            if len(inspect.signature(fn).parameters) != 1:
+                continue
+            source = inspect.getsource(fn)
+        except (TypeError, ValueError, OSError):
+            continue
+        if "String(" in source or "Indirect(" in source or "Table()" in source:
+            continue  # strings and sub-tables: not numeric features
+        fields.append(attr)
+    return cls, tuple(sorted(fields))
+
+
+def _options(op) -> dict[str, float]:
+    """Every numeric scalar field of an operator's builtin options (both unions)."""
+    values: dict[str, float] = {}
+    for union, type_of, table_of in (
+        ("BuiltinOptions", op.BuiltinOptionsType, op.BuiltinOptions),
+        ("BuiltinOptions2", op.BuiltinOptions2Type, op.BuiltinOptions2),
+    ):
+        type_code = type_of()
+        if not type_code:
+            continue
+        cls, fields = _option_readers(union, int(type_code))
+        table = table_of()
+        if cls is None or table is None:
+            continue
+        options = cls()
+        options.Init(table.Bytes, table.Pos)
+        for name in fields:
+            values[name] = float(getattr(options, name)())
+    return values
 
 
 def _indices(values, n_tensors: int, op: int, size: int) -> tuple[int, ...]:

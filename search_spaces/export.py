@@ -119,6 +119,8 @@ def to_tflite(
         raise ExportError(f"unknown quantize mode {quantize!r}; choose one of: {', '.join(QUANTIZE_MODES)}")
     tf = import_tensorflow()
     shapes = _input_shapes(model)
+    if quantize == "int8":
+        _refuse_known_converter_crashes(model)
     fixed = _with_batch_one(model, shapes)
     calibration = None
     if quantize == "int8":
@@ -153,6 +155,24 @@ def to_tflite(
         reason = _converter_reason(error, captured.text)
         raise ExportError(f"TFLite conversion ({quantize}) failed: {reason}") from error
     return bytes(flatbuffer)
+
+
+def _refuse_known_converter_crashes(model) -> None:
+    """Raises before the TFLite converter can kill the process on a known bad case.
+
+    TensorFlow 2.21's converter segfaults while calibrating the WHILE loop of a
+    recurrent layer (LSTM, GRU, SimpleRNN with ``unroll=False``) for int8.
+    """
+    import keras
+
+    layers = model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") else model.layers
+    for layer in layers:
+        if isinstance(layer, keras.layers.RNN) and not getattr(layer, "unroll", False):
+            raise ExportError(
+                f"int8 export of the looped recurrent layer {layer.name!r} ({type(layer).__name__}) crashes "
+                "TensorFlow's TFLite converter; build it with unroll=True (a fixed sequence length) "
+                "or export with quantize='float32'"
+            )
 
 
 def _frozen_converter(tf, model, shapes):

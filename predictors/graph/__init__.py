@@ -1,0 +1,32 @@
+"""TFLite flatbuffer -> PyTorch Geometric graph: the one input path of PerfSAGE.
+
+``from_tflite(path_or_bytes) -> Data``; the feature layout is in ``NODE_FEATURES``
+and ``GRAPH_FEATURES``, versioned by ``FEATURE_VERSION``; ``Normalizer`` scales
+features fitted on training graphs; ``summarize`` backs ``hwnas graph``.
+"""
+from __future__ import annotations
+
+from predictors.graph._extract import extract_arrays, from_tflite
+from predictors.graph._features import (
+    FEATURE_VERSION,
+    GRAPH_FEATURES,
+    NODE_FEATURES,
+    NUM_OP_TYPES,
+    OPTION_FIELDS,
+    UNKNOWN_OP_TYPE,
+)
+from predictors.graph._summary import summarize
+from predictors.graph.normalizer import Normalizer
+
+__all__ = [
+    "FEATURE_VERSION",
+    "GRAPH_FEATURES",
+    "NODE_FEATURES",
+    "NUM_OP_TYPES",
+    "OPTION_FIELDS",
+    "UNKNOWN_OP_TYPE",
+    "Normalizer",
+    "extract_arrays",
+    "from_tflite",
+    "summarize",
+]

@@ -1,0 +1,285 @@
+"""TFLite flatbuffer -> ``torch_geometric.data.Data``.
+
+Nodes are the operators of subgraph 0, in execution order; a directed edge joins
+the operator that produces a tensor to every operator that consumes it.  Constant
+tensors (weights, biases) and the graph's input tensors are *folded into the
+consuming operator's features* (weight shape and bytes, ``reads_graph_input``)
+rather than becoming nodes: every node is then something that costs time on the
+hardware, and the node count equals the operator count.  Operators that call other
+subgraphs (WHILE, IF, CALL_ONCE, StableHLO regions) carry the total cost of what
+they call (operators, MACs, weight bytes), recursively.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from predictors.graph._features import (
+    ACTIVATIONS,
+    DTYPES,
+    FEATURE_VERSION,
+    GRAPH_FEATURES,
+    GRAPH_INDEX,
+    NODE_FEATURES,
+    NODE_INDEX,
+    NUM_OP_TYPES,
+    OPTION_FIELDS,
+    PADDINGS,
+    UNKNOWN_OP_TYPE,
+)
+from predictors.tflite_model import ModelInfo, ModelSource, OperatorInfo, SubgraphInfo, TensorInfo, load_model
+
+_OPTION_COLUMNS = [(name, NODE_INDEX[f"opt_{name}"]) for name in OPTION_FIELDS]
+_CLIP = 1e30  # well inside float32
+_DTYPE_SLOT = {d: i for i, d in enumerate(DTYPES)}
+_MAC_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "CONV_3D_TRANSPOSE",
+            "FULLY_CONNECTED", "BATCH_MATMUL"}
+
+
+def _shape4(shape: tuple[int, ...]) -> tuple[list[float], int]:
+    dims = [max(int(d), 1) for d in shape]
+    rank = len(dims)
+    if rank > 4:
+        lead = 1
+        for d in dims[: rank - 3]:
+            lead *= d
+        dims = [lead] + dims[rank - 3:]
+    return [1.0] * (4 - len(dims)) + [float(d) for d in dims], rank
+
+
+def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo],
+             consts: list[TensorInfo], out: TensorInfo | None) -> float:
+    """Multiply-accumulates of one operator, from its tensor shapes."""
+    if out is None:
+        return 0.0
+    out_elems = float(out.num_elements)
+    kind = op.opcode
+    weight = consts[0] if consts else None
+    if kind == "CONV_2D" and len(op.inputs) > 1 and op.inputs[1] >= 0:
+        w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin / groups]
+        return out_elems * float(np.prod([max(d, 1) for d in w[1:]])) if len(w) == 4 else 0.0
+    if kind == "DEPTHWISE_CONV_2D" and len(op.inputs) > 1 and op.inputs[1] >= 0:
+        w = tensors[op.inputs[1]].shape  # [1, kh, kw, cout]
+        return out_elems * float(max(w[1], 1) * max(w[2], 1)) if len(w) == 4 else 0.0
+    if kind == "CONV_3D" and len(op.inputs) > 1 and op.inputs[1] >= 0:
+        w = tensors[op.inputs[1]].shape  # [kd, kh, kw, cin, cout]
+        return out_elems * float(np.prod([max(d, 1) for d in w[:4]])) if len(w) == 5 else 0.0
+    if kind in ("TRANSPOSE_CONV", "CONV_3D_TRANSPOSE") and len(op.inputs) > 2 and op.inputs[1] >= 0:
+        w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin]
+        x = tensors[op.inputs[2]]
+        return float(x.num_elements) * float(np.prod([max(d, 1) for d in w[:-1]]))
+    if kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] >= 0:
+        w = tensors[op.inputs[1]].shape  # [units, in]
+        return out_elems * float(max(w[-1], 1)) if w else 0.0
+    if kind == "BATCH_MATMUL" and op.inputs and op.inputs[0] >= 0:
+        a = tensors[op.inputs[0]].shape
+        adj_x = op.options.get("AdjX", 0.0)
+        k = a[-2] if adj_x and len(a) >= 2 else (a[-1] if a else 1)
+        return out_elems * float(max(k, 1))
+    if weight is not None and any(len(c.shape) >= 2 for c in consts) and out.shape:
+        # Recurrent and other weighted ops (LSTM, RNN, ...): every 2-D+ weight matrix is
+        # applied once per output position (tokens = output elements / last dimension).
+        tokens = out_elems / float(max(out.shape[-1], 1))
+        return tokens * float(sum(c.num_elements for c in consts if len(c.shape) >= 2))
+    return 0.0
+
+
+class _Subgraphs:
+    """Per-subgraph cost totals, memoised, with recursion through called subgraphs."""
+
+    def __init__(self, info: ModelInfo):
+        self.info = info
+        self.memo: dict[int, tuple[float, float, float]] = {}
+
+    def cost(self, index: int, stack: frozenset = frozenset()) -> tuple[float, float, float]:
+        if index in self.memo:
+            return self.memo[index]
+        if index in stack or not 0 <= index < len(self.info.subgraphs):
+            return (0.0, 0.0, 0.0)  # recursion (a subgraph calling itself) counts once
+        sg = self.info.subgraphs[index]
+        ops = macs = weights = 0.0
+        for op in sg.operators:
+            act_in, consts, out = _split(op, sg.tensors)
+            ops += 1
+            macs += _op_macs(op, sg.tensors, act_in, consts, out)
+            weights += sum(c.nbytes for c in consts)
+            for called in op.called_subgraphs:
+                c_ops, c_macs, c_w = self.cost(called, stack | {index})
+                ops, macs, weights = ops + c_ops, macs + c_macs, weights + c_w
+        self.memo[index] = (ops, macs, weights)
+        return self.memo[index]
+
+
+def _split(op: OperatorInfo, tensors: list[TensorInfo]):
+    act_in, consts = [], []
+    for t in op.inputs:
+        if t < 0:
+            continue
+        (consts if tensors[t].is_constant else act_in).append(tensors[t])
+    out = tensors[op.outputs[0]] if op.outputs and op.outputs[0] >= 0 else None
+    return act_in, consts, out
+
+
+def _dtype_slot(dtype: str | None) -> int:
+    return _DTYPE_SLOT.get(dtype, len(DTYPES)) if dtype is not None else -1
+
+
+def extract_arrays(info: ModelInfo) -> dict[str, Any]:
+    """Numpy arrays of the graph: ``x``, ``op_type``, ``edge_index``, ``edge_attr``, ``u``."""
+    sg: SubgraphInfo = info.subgraphs[0]
+    tensors, ops = sg.tensors, sg.operators
+    n = len(ops)
+    x = np.zeros((n, len(NODE_FEATURES)), dtype=np.float64)
+    op_type = np.empty(n, dtype=np.int64)
+    graph_inputs, graph_outputs = set(sg.inputs), set(sg.outputs)
+    costs = _Subgraphs(info)
+    producer: dict[int, int] = {}
+    last_use: dict[int, int] = {}
+    col = NODE_INDEX
+    dt_out, dt_in, dt_w = col["out_dtype_float32"], col["in_dtype_float32"], col["weight_dtype_float32"]
+    act0, pad0 = col["activation_none"], col["padding_same"]
+    total_macs = total_weights = 0.0
+
+    for i, op in enumerate(ops):
+        op_type[i] = op.code if 0 <= op.code < UNKNOWN_OP_TYPE else UNKNOWN_OP_TYPE
+        act_in, consts, out = _split(op, tensors)
+        row = x[i]
+        if out is not None:
+            row[0:4], row[4] = _shape4(out.shape)
+        if act_in:
+            row[5:9], row[9] = _shape4(act_in[0].shape)
+        if consts:
+            row[10:14], row[14] = _shape4(consts[0].shape)
+        macs = _op_macs(op, tensors, act_in, consts, out)
+        outs = [tensors[t] for t in op.outputs if t >= 0]
+        in_elems = max((t.num_elements for t in act_in), default=0)
+        out_elems = sum(t.num_elements for t in outs)
+        weight_bytes = sum(c.nbytes for c in consts)
+        row[col["macs"]] = macs
+        row[col["elementwise_ops"]] = 0.0 if macs else float(max(in_elems, out_elems))
+        row[col["out_elements"]] = out_elems
+        row[col["weight_bytes"]] = weight_bytes
+        row[col["in_activation_bytes"]] = sum(t.nbytes for t in act_in)
+        row[col["out_activation_bytes"]] = sum(t.nbytes for t in outs)
+        row[col["num_inputs"]] = sum(1 for t in op.inputs if t >= 0)
+        row[col["num_constant_inputs"]] = len(consts)
+        row[col["num_outputs"]] = len(outs)
+        row[col["quantized_input"]] = float(any(t.quantized for t in act_in))
+        row[col["quantized_output"]] = float(any(t.quantized for t in outs))
+        row[col["per_channel_weights"]] = float(any(c.per_channel for c in consts))
+        row[col["reads_graph_input"]] = float(any(t.index in graph_inputs for t in act_in))
+        row[col["writes_graph_output"]] = float(any(t.index in graph_outputs for t in outs))
+        row[col["dynamic_shape"]] = float(any(t.is_dynamic for t in act_in + outs))
+        for called in op.called_subgraphs:
+            c_ops, c_macs, c_w = costs.cost(called, frozenset({0}))
+            row[col["called_subgraph_ops"]] += c_ops
+            row[col["called_subgraph_macs"]] += c_macs
+            row[col["called_subgraph_weight_bytes"]] += c_w
+        if out is not None:
+            row[dt_out + _dtype_slot(out.dtype)] = 1.0
+        if act_in:
+            row[dt_in + _dtype_slot(act_in[0].dtype)] = 1.0
+        if consts:
+            row[dt_w + _dtype_slot(consts[0].dtype)] = 1.0
+        options = op.options
+        if options:
+            for name, c in _OPTION_COLUMNS:
+                value = options.get(name)
+                if value is not None:
+                    row[c] = value
+            activation = options.get("FusedActivationFunction")
+            if activation is not None and 0 <= activation < len(ACTIVATIONS):
+                row[act0 + int(activation)] = 1.0
+            padding = options.get("Padding")
+            if padding is not None and 0 <= padding < len(PADDINGS):
+                row[pad0 + int(padding)] = 1.0
+        total_macs += macs
+        total_weights += weight_bytes
+        for t in op.inputs:
+            if t >= 0:
+                last_use[t] = i
+        for t in op.outputs:
+            if t >= 0:
+                producer.setdefault(t, i)
+
+    # Edges: producer -> every consumer of a tensor (once per pair).
+    edges: dict[tuple[int, int], float] = {}
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            src = producer.get(t)
+            if src is not None and src != i and (src, i) not in edges:
+                edges[(src, i)] = tensors[t].nbytes
+    if edges:
+        edge_index = np.array(list(edges.keys()), dtype=np.int64).T
+        edge_attr = np.array(list(edges.values()), dtype=np.float64).reshape(-1, 1)
+    else:
+        edge_index = np.zeros((2, 0), dtype=np.int64)
+        edge_attr = np.zeros((0, 1), dtype=np.float64)
+
+    # Peak activation memory in execution order: a tensor lives from its producer
+    # (or the start, for graph inputs) to its last consumer (or the end, for outputs).
+    delta = np.zeros(n + 1, dtype=np.float64)
+    total_activation = 0.0
+    for t in tensors:
+        if t.is_constant or (t.index not in producer and t.index not in graph_inputs):
+            continue
+        start = producer.get(t.index, 0)
+        end = n - 1 if t.index in graph_outputs else last_use.get(t.index, start)
+        delta[start] += t.nbytes
+        delta[max(end, start) + 1] -= t.nbytes
+        total_activation += t.nbytes
+    peak = float(np.cumsum(delta).max()) if n else 0.0
+
+    other_ops = other_macs = 0.0
+    for s in range(1, len(info.subgraphs)):
+        c_ops, c_macs, _ = costs.cost(s, frozenset())
+        other_ops += len(info.subgraphs[s].operators)
+        other_macs += c_macs
+    u = np.zeros((1, len(GRAPH_FEATURES)), dtype=np.float64)
+    g = GRAPH_INDEX
+    u[0, g["total_macs"]] = total_macs
+    u[0, g["total_weight_bytes"]] = total_weights
+    u[0, g["peak_activation_bytes"]] = peak
+    u[0, g["total_activation_bytes"]] = total_activation
+    u[0, g["num_operators"]] = n
+    u[0, g["num_edges"]] = edge_index.shape[1]
+    u[0, g["input_bytes"]] = sum(tensors[t].nbytes for t in sg.inputs if t >= 0)
+    u[0, g["output_bytes"]] = sum(tensors[t].nbytes for t in sg.outputs if t >= 0)
+    u[0, g["model_bytes"]] = info.size_bytes
+    u[0, g["num_subgraphs"]] = info.num_subgraphs
+    u[0, g["subgraph_operators"]] = other_ops
+    u[0, g["subgraph_macs"]] = other_macs
+    return {"x": x, "op_type": op_type, "edge_index": edge_index, "edge_attr": edge_attr, "u": u}
+
+
+def from_tflite(source: ModelSource):
+    """Reads any TFLite model into a PyG graph (operators as nodes, data flow as edges).
+
+    Returns:
+        ``torch_geometric.data.Data`` with ``x`` (float32 ``[N, len(NODE_FEATURES)]``),
+        ``op_type`` (int64 ``[N]``, an index below ``NUM_OP_TYPES`` for an embedding),
+        ``edge_index`` (int64 ``[2, E]``), ``edge_attr`` (float32 ``[E, 1]``: bytes of
+        the tensor on the edge), ``u`` (float32 ``[1, len(GRAPH_FEATURES)]``) and
+        ``feature_version``.  Features are raw (bytes, MACs, ...); fit a
+        :class:`~predictors.graph.Normalizer` on training graphs to scale them.
+
+    Raises:
+        InvalidModelError: missing, empty, truncated, corrupt or non-TFLite input.
+    """
+    import torch
+    from torch_geometric.data import Data
+
+    _, info = load_model(source, with_options=True)
+    arrays = extract_arrays(info)
+    for key in ("x", "edge_attr", "u"):  # a corrupt-but-parseable file must not yield inf/nan
+        arrays[key] = np.clip(np.nan_to_num(arrays[key], nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)
+    return Data(
+        x=torch.from_numpy(arrays["x"].astype(np.float32)),
+        op_type=torch.from_numpy(arrays["op_type"]),
+        edge_index=torch.from_numpy(arrays["edge_index"]),
+        edge_attr=torch.from_numpy(arrays["edge_attr"].astype(np.float32)),
+        u=torch.from_numpy(arrays["u"].astype(np.float32)),
+        num_nodes=len(info.operators),
+        feature_version=FEATURE_VERSION,
+    )

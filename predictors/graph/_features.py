@@ -1,0 +1,109 @@
+"""The fixed layout of PerfSAGE node and graph features.
+
+The layout is frozen here, independent of the installed ``tflite`` package, so that
+a schema upgrade cannot silently shift columns under a trained predictor.  Any
+change to the names below, or to how a value is computed, must bump
+``FEATURE_SCHEMA``; :data:`FEATURE_VERSION` also carries a hash of the names.
+"""
+from __future__ import annotations
+
+import hashlib
+
+FEATURE_SCHEMA = 1
+
+# Operator-type vocabulary: the builtin code itself (0..254; CUSTOM is 32, one bucket
+# for every custom op); codes the schema does not know yet share the last bucket.
+NUM_OP_TYPES = 256
+UNKNOWN_OP_TYPE = NUM_OP_TYPES - 1
+
+DTYPES = ("FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32", "INT64", "BOOL")  # + other
+ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")  # schema enum order
+PADDINGS = ("SAME", "VALID")
+
+# Every numeric scalar field of the builtin options of TFLite schema 2.18 (both
+# option unions), by field name: ops that share a field (StrideW of conv, depthwise,
+# pooling, transpose conv) share its column.  Subgraph indices and random seeds are
+# identifiers, not quantities, and are left out (called subgraphs get cost columns).
+OPTION_FIELDS = (
+    "AdjX", "AdjY", "Algorithm", "AlignCorners", "Alpha", "Approximate", "AsymmetricQuantizeInputs",
+    "Axis", "BatchDim", "BatchDims", "BatchGroupCount", "BeginMask", "Beta", "Bias", "BlockSize",
+    "CellClip", "Combiner", "CompareType", "ComparisonDirection", "CompositeAttributesFormat",
+    "DepthMultiplier", "DiagonalRecurrentTensors", "DilationDFactor", "DilationHFactor",
+    "DilationWFactor", "Dimension", "EllipsisMask", "EndMask", "Exclusive", "FeatureGroupCount",
+    "FilterHeight", "FilterWidth", "FusedActivationFunction", "HalfPixelCenters", "HasSideEffect",
+    "IdxOutType", "InDataType", "IncludeAllNgrams", "IndexVectorDim", "IndicesAreSorted",
+    "InputBatchDimension", "InputFeatureDimension", "IotaDimension", "IsStable", "KeepDims",
+    "KeepNumDims", "KernelInputFeatureDimension", "KernelOutputFeatureDimension", "KernelType",
+    "KeyDtype", "Max", "MaxSkipSize", "MergeOutputs", "Min", "Mode", "NarrowRange", "NewAxisMask",
+    "NgramSize", "Num", "NumBits", "NumChannels", "NumSplits", "Offset", "OutDataType", "OutType",
+    "OutputBatchDimension", "OutputFeatureDimension", "OutputType", "Padding", "PotScaleInt16",
+    "ProjClip", "QuantizedBiasType", "Radius", "Rank", "ReduceFunction", "Reverse", "SeqDim",
+    "ShrinkAxisMask", "StrideD", "StrideH", "StrideW", "TimeMajor", "Type", "UniqueIndices",
+    "ValidateIndices", "ValueDtype", "ValuesCount", "WeightsFormat",
+)
+
+
+def _shape(prefix: str) -> list[str]:
+    return [f"{prefix}_d{i}" for i in range(4)] + [f"{prefix}_rank"]
+
+
+def _onehot(prefix: str, values) -> list[str]:
+    return [f"{prefix}_{v.lower()}" for v in values] + [f"{prefix}_other"]
+
+
+NODE_FEATURES: tuple[str, ...] = tuple(
+    _shape("out_shape")  # first output, padded to 4-D (leading dims folded into d0)
+    + _shape("in_shape")  # first non-constant input
+    + _shape("weight_shape")  # first constant input
+    + [
+        "macs",  # multiply-accumulates (conv, depthwise, FC, matmul, transpose conv, LSTM, ...)
+        "elementwise_ops",  # max(input, output) elements of every other op
+        "out_elements",
+        "weight_bytes",  # all constant inputs
+        "in_activation_bytes",  # all non-constant inputs
+        "out_activation_bytes",
+        "num_inputs",
+        "num_constant_inputs",
+        "num_outputs",
+        "quantized_input",
+        "quantized_output",
+        "per_channel_weights",
+        "reads_graph_input",
+        "writes_graph_output",
+        "dynamic_shape",  # some input/output has a -1 dimension
+        "called_subgraph_ops",  # control flow: the cost of the subgraphs an op calls
+        "called_subgraph_macs",
+        "called_subgraph_weight_bytes",
+    ]
+    + _onehot("out_dtype", DTYPES)
+    + _onehot("in_dtype", DTYPES)
+    + _onehot("weight_dtype", DTYPES)
+    + [f"activation_{a.lower()}" for a in ACTIVATIONS]
+    + [f"padding_{p.lower()}" for p in PADDINGS]
+    + [f"opt_{name}" for name in OPTION_FIELDS]
+)
+
+GRAPH_FEATURES: tuple[str, ...] = (
+    "total_macs",
+    "total_weight_bytes",
+    "peak_activation_bytes",  # max over execution order of live non-constant tensors
+    "total_activation_bytes",
+    "num_operators",
+    "num_edges",
+    "input_bytes",
+    "output_bytes",
+    "model_bytes",
+    "num_subgraphs",
+    "subgraph_operators",  # operators in the other subgraphs
+    "subgraph_macs",
+)
+
+NODE_INDEX = {name: i for i, name in enumerate(NODE_FEATURES)}
+GRAPH_INDEX = {name: i for i, name in enumerate(GRAPH_FEATURES)}
+
+FEATURE_VERSION = "perfsage-{}.{}".format(
+    FEATURE_SCHEMA,
+    hashlib.sha1(
+        "|".join((str(NUM_OP_TYPES),) + NODE_FEATURES + ("#",) + GRAPH_FEATURES).encode()
+    ).hexdigest()[:8],
+)

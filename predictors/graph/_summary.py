@@ -1,0 +1,28 @@
+"""What ``hwnas graph`` prints: counts, operator histogram, totals."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from predictors.graph._extract import extract_arrays
+from predictors.graph._features import FEATURE_VERSION, GRAPH_FEATURES, NODE_FEATURES
+from predictors.tflite_model import ModelSource, load_model
+
+
+def summarize(source: ModelSource) -> dict[str, Any]:
+    """A JSON-safe summary of a model's graph (no torch needed)."""
+    _, info = load_model(source, with_options=True)
+    arrays = extract_arrays(info)
+    u = arrays["u"][0]
+    histogram = Counter(op.opcode for op in info.operators)
+    return {
+        "nodes": len(info.operators),
+        "edges": int(arrays["edge_index"].shape[1]),
+        "subgraphs": info.num_subgraphs,
+        "operators_per_subgraph": list(info.operators_per_subgraph),
+        "operators": dict(sorted(histogram.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "totals": {name: float(u[i]) for i, name in enumerate(GRAPH_FEATURES)},
+        "node_feature_dim": len(NODE_FEATURES),
+        "graph_feature_dim": len(GRAPH_FEATURES),
+        "feature_version": FEATURE_VERSION,
+    }
