@@ -37,15 +37,20 @@ _MAC_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "CONV_3
             "FULLY_CONNECTED", "BATCH_MATMUL"}
 
 
+def _prod(dims) -> float:
+    """Product of dimensions as a float, saturating instead of overflowing."""
+    n = 1.0
+    for d in dims:
+        n = min(n * max(float(d), 1.0), _CLIP)
+    return n
+
+
 def _shape4(shape: tuple[int, ...]) -> tuple[list[float], int]:
-    dims = [max(int(d), 1) for d in shape]
+    dims = [min(max(float(d), 1.0), _CLIP) for d in shape]
     rank = len(dims)
     if rank > 4:
-        lead = 1
-        for d in dims[: rank - 3]:
-            lead *= d
-        dims = [lead] + dims[rank - 3:]
-    return [1.0] * (4 - len(dims)) + [float(d) for d in dims], rank
+        dims = [_prod(dims[: rank - 3])] + dims[rank - 3:]
+    return [1.0] * (4 - len(dims)) + dims, rank
 
 
 def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo],
@@ -58,17 +63,17 @@ def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInf
     weight = consts[0] if consts else None
     if kind == "CONV_2D" and len(op.inputs) > 1 and op.inputs[1] >= 0:
         w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin / groups]
-        return out_elems * float(np.prod([max(d, 1) for d in w[1:]])) if len(w) == 4 else 0.0
+        return out_elems * float(_prod(w[1:])) if len(w) == 4 else 0.0
     if kind == "DEPTHWISE_CONV_2D" and len(op.inputs) > 1 and op.inputs[1] >= 0:
         w = tensors[op.inputs[1]].shape  # [1, kh, kw, cout]
-        return out_elems * float(max(w[1], 1) * max(w[2], 1)) if len(w) == 4 else 0.0
+        return out_elems * _prod(w[1:3]) if len(w) == 4 else 0.0
     if kind == "CONV_3D" and len(op.inputs) > 1 and op.inputs[1] >= 0:
         w = tensors[op.inputs[1]].shape  # [kd, kh, kw, cin, cout]
-        return out_elems * float(np.prod([max(d, 1) for d in w[:4]])) if len(w) == 5 else 0.0
+        return out_elems * float(_prod(w[:4])) if len(w) == 5 else 0.0
     if kind in ("TRANSPOSE_CONV", "CONV_3D_TRANSPOSE") and len(op.inputs) > 2 and op.inputs[1] >= 0:
         w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin]
         x = tensors[op.inputs[2]]
-        return float(x.num_elements) * float(np.prod([max(d, 1) for d in w[:-1]]))
+        return float(x.num_elements) * float(_prod(w[:-1]))
     if kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] >= 0:
         w = tensors[op.inputs[1]].shape  # [units, in]
         return out_elems * float(max(w[-1], 1)) if w else 0.0

@@ -94,3 +94,17 @@ def test_help_does_not_import_heavy_libraries():
            "print(sorted(m for m in ('tensorflow', 'torch', 'ethosu') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_graph_json_and_table(int8_model_path, tmp_path):
+    proc = hwnas("graph", int8_model_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["nodes"] == 5 and summary["edges"] == 4
+    assert summary["operators"] == {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "MEAN": 1}
+    assert summary["totals"]["total_macs"] > 0 and summary["feature_version"].startswith("perfsage-")
+    table = hwnas("graph", int8_model_path)
+    assert table.returncode == 0 and "DEPTHWISE_CONV_2D" in table.stdout
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00\x01")
+    assert "not a TFLite flatbuffer" in _error(hwnas("graph", str(bad), "--json"))
