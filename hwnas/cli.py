@@ -87,6 +87,55 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _space_options(pairs: list[str] | None) -> dict[str, str]:
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise HwnasError(f"--space-option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def cmd_dataset_build(args: argparse.Namespace) -> int:
+    from predictors.dataset import build_dataset
+
+    stats = build_dataset(
+        args.out, args.space, args.num, args.target, workers=args.workers, backend=args.backend,
+        seed=args.seed, address=args.address, space_options=_space_options(args.space_option),
+        timeout_s=args.timeout, progress=not args.quiet,
+        command={k: v for k, v in vars(args).items() if k != "func"},
+    )
+    print(f"{args.space}: {stats['added']} networks added, {stats['failed']} failed, "
+          f"{stats['labelled']} relabelled; {stats['total']} in {args.out}")
+    return 0
+
+
+def cmd_dataset_info(args: argparse.Namespace) -> int:
+    from predictors.dataset import DatasetStore
+
+    with DatasetStore(args.dir) as store:
+        info = store.info()
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{args.dir}: {info['samples']} networks, {info['runs']} run(s), {info['size_bytes'] / 1e6:.1f} MB")
+    targets = sorted({t for counts in info["by_space"].values() for t in counts})
+    rows = [(space, info["networks_by_space"].get(space, 0), *[counts.get(t, 0) for t in targets])
+            for space, counts in info["by_space"].items()]
+    if rows:
+        print(format_table(rows, ("space", "networks", *targets)))
+    if info["failures"]:
+        print()
+        print(format_table(sorted(info["failures"].items()), ("failure", "count")))
+    print()
+    for key, value in info["versions"].items():
+        print(f"{key}: {value}")
+    for m in info["machines"]:
+        print(f"machine: {m.get('cpu_model')} ({m.get('cpu_cores')} cores)")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------
 
 
@@ -117,6 +166,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("measure", cmd_measure, "ground-truth metrics of a .tflite model from the target itself")
     p.add_argument("model", metavar="MODEL.tflite")
     p.add_argument("--target", "-t", required=True, metavar="T", help="target name (see `hwnas targets`)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    dataset = sub.add_parser("dataset", help="build and inspect EdgeDLPerf-style datasets")
+    dsub = dataset.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
+    dsub.required = True
+    p = dsub.add_parser("build", help="sample networks from a space, export and label them (resumable)")
+    p.set_defaults(func=cmd_dataset_build)
+    p.add_argument("--space", required=True, metavar="S", help="search space (see search_spaces.names())")
+    p.add_argument("--space-option", action="append", metavar="K=V", help="search-space option (repeatable)")
+    p.add_argument("--num", type=int, required=True, metavar="N", help="healthy networks the space should reach")
+    p.add_argument("--target", action="append", required=True, metavar="T", help="target (repeatable)")
+    p.add_argument("--out", required=True, metavar="DIR", help="dataset directory (created or extended)")
+    p.add_argument("--workers", type=int, default=1, metavar="K", help="parallel workers (default 1)")
+    p.add_argument("--backend", default="local", choices=("local", "ray"), help="local processes or Ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (ray.init(address=...)); default: local")
+    p.add_argument("--seed", type=int, default=0, metavar="X", help="sampling seed (default 0)")
+    p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="per-network limit in seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = dsub.add_parser("info", help="counts per space and target, failures, versions")
+    p.set_defaults(func=cmd_dataset_info)
+    p.add_argument("dir", metavar="DIR")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     return parser
 

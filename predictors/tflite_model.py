@@ -430,3 +430,37 @@ def _indices(values: tuple[int, ...], n_tensors: int, op: int) -> tuple[int, ...
             where = f"operator {op}" if op >= 0 else "subgraph"
             raise InvalidModelError(f"corrupt TFLite flatbuffer ({where} names tensor {v} of {n_tensors})")
     return out
+
+
+def strip_constant_buffers(data: bytes) -> bytes:
+    """The same flatbuffer with its payload zeroed: constant buffers, tensor names and
+    quantisation values (scales, zero points, ranges).
+
+    Everything the graph features read is kept (structure, shapes, types, options,
+    which tensors are quantised and per-channel), so features are identical, and the
+    zeros compress to almost nothing.  Used for dataset storage, where the original
+    is recovered by exporting the same arch and seed again.
+    """
+    inspect_model(data)  # validates every offset we are about to follow
+    fb = _Flatbuffer(data)
+    out = bytearray(data)
+    model = fb.table(_U32(data, 0)[0])
+    for buf in fb.tables(model, 12, "buffers"):
+        start, length = fb.vector(buf, 4, 1, "buffer")
+        if length:
+            out[start:start + length] = bytes(length)
+        offset, extern = fb.scalar(buf, 6, _U64), fb.scalar(buf, 8, _U64)
+        if offset > 1 and extern:
+            out[offset:offset + extern] = bytes(extern)
+    for sg in fb.tables(model, 8, "subgraphs"):
+        for tensor in fb.tables(sg, 4, "tensors"):
+            start, length = fb.vector(tensor, 10, 1, "tensor name")
+            out[start:start + length] = bytes(length)
+            q = fb.ref(tensor, 12)
+            if q:
+                quant = fb.table(q)
+                # min, max, scale (4-byte floats), zero_point (int64); keep the lengths
+                for slot, width in ((4, 4), (6, 4), (8, 4), (10, 8)):
+                    start, length = fb.vector(quant, slot, width, "quantisation")
+                    out[start:start + length * width] = bytes(length * width)
+    return bytes(out)

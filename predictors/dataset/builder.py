@@ -1,0 +1,196 @@
+"""The EdgeDLPerf-style dataset builder: sample -> export -> label -> store, resumable.
+
+Sampling is deterministic: candidate ``i`` of a build is ``space.sample(
+default_rng([seed, i]))`` with weights seed ``seed * 1_000_003 + i``.  A build walks
+``i = 0, 1, 2, ...``, skips every arch already in the dataset (done or failed) and
+stops when the space has ``num`` healthy networks, so running the same command
+again after a kill continues where it stopped, with no duplicates; a larger
+``num`` extends the dataset.  Targets missing on stored networks are labelled too
+(the network is exported again from its arch and seed, and must reproduce the
+stored file's SHA-256).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import sys
+from typing import Any, Iterator
+
+import numpy as np
+
+from search_spaces.errors import HwnasError
+
+from predictors.dataset.store import DatasetStore
+
+MAX_FAILURE_SHARE = 0.5  # give up when more than half of the candidates fail ...
+MIN_ATTEMPTS_BEFORE_GIVING_UP = 40  # ... after at least this many
+
+
+def provenance(targets: list[str]) -> dict[str, Any]:
+    """Versions, target settings and machine, stored with every run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from predictors import targets as registry
+    from predictors.targets.litert import machine
+
+    versions = {}
+    for pkg in ("hwnas", "ethos-u-vela", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "keras", "tflite"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "machine": machine(),
+        "targets": {t: registry.get(t).settings() for t in targets},
+    }
+
+
+def weight_seed(seed: int, index: int) -> int:
+    return (int(seed) * 1_000_003 + int(index)) % (2**31 - 1)
+
+
+MAX_CONSECUTIVE_DUPLICATES = 20_000
+
+
+def _candidates(space, seed: int, known: set[str]) -> Iterator[tuple[int, str, dict]]:
+    duplicates = 0
+    for i in itertools.count():
+        arch = space.sample(np.random.default_rng([int(seed), i]))
+        arch_id = space.arch_id(arch)
+        if arch_id in known:
+            duplicates += 1
+            if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                return  # the space is (nearly) exhausted
+            continue
+        duplicates = 0
+        known.add(arch_id)
+        yield i, arch_id, arch
+
+
+def build_dataset(
+    out: str | os.PathLike,
+    space_name: str,
+    num: int,
+    targets: list[str],
+    *,
+    workers: int = 1,
+    backend: str = "local",
+    seed: int = 0,
+    address: str | None = None,
+    space_options: dict[str, Any] | None = None,
+    timeout_s: float = 900.0,
+    progress: bool = True,
+    command: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Grows ``out`` to ``num`` healthy networks of ``space_name``, labelled on ``targets``.
+
+    Returns:
+        Counts of this run: ``added``, ``failed``, ``labelled`` (labels added to
+        networks that were already stored), and the dataset's total for the space.
+    """
+    import search_spaces
+    from predictors import targets as registry
+
+    if num < 0:
+        raise HwnasError("--num must be zero or more")
+    if not targets:
+        raise HwnasError("name at least one --target")
+    for t in targets:
+        registry.get(t)  # unknown names fail here, before any work
+    space = search_spaces.get(space_name, **(space_options or {}))
+    if "cpu-litert" in targets and workers > 1:
+        print("hwnas: warning: cpu-litert latency measured by parallel workers is disturbed by the others; "
+              "label cpu-litert with --workers 1 for clean timings", file=sys.stderr)
+
+    store = DatasetStore(out, create=True)
+    try:
+        run_id = store.start_run("build", command or {"space": space_name, "num": num, "targets": targets,
+                                                     "seed": seed}, provenance(targets))
+        from predictors.dataset._pool import make_pool
+
+        pool = make_pool(backend, workers, address, timeout_s)
+        stats = {"added": 0, "failed": 0, "labelled": 0}
+
+        # 1. stored networks that miss some requested target
+        relabel: dict[str, dict] = {}
+        for t in targets:
+            for arch_id, arch, wseed, sha in store.unlabelled(space.name, t):
+                entry = relabel.setdefault(arch_id, {"arch": arch, "seed": wseed, "sha": sha, "targets": []})
+                entry["targets"].append(t)
+        if relabel:
+            tasks = ({"kind": "relabel", "arch_id": a, "encoded": e["arch"], "seed": e["seed"],
+                      "targets": e["targets"], "expected_sha256": e["sha"], "store": False}
+                     for a, e in relabel.items())
+            bar = _progress(len(relabel), f"labelling {space.name}", progress)
+            for task, result in pool.map_unordered(tasks):
+                labels = result.get("labels") or {
+                    t: {"error": result.get("reason", "failed")} for t in task["targets"]
+                }
+                store.add_labels(task["arch_id"], labels, run_id)
+                stats["labelled"] += 1
+                bar.update(1)
+            bar.close()
+
+        # 2. new networks until the space holds ``num`` healthy ones
+        have = store.count(space.name)
+        need = num - have
+        if need > 0:
+            known = store.arch_ids()
+            candidates = _candidates(space, seed, known)
+            bar = _progress(need, f"building {space.name}", progress, initial=0)
+            done = failed = 0
+
+            def tasks() -> Iterator[dict]:
+                # never more in flight than still needed (plus replacements for failures)
+                issued = 0
+                for i, arch_id, arch in candidates:
+                    if issued - failed >= need:
+                        return
+                    issued += 1
+                    yield {"kind": "new", "arch_id": arch_id, "encoded": space.encode(arch),
+                           "seed": weight_seed(seed, i), "targets": list(targets), "store": True}
+
+            for task, result in pool.map_unordered(tasks()):
+                ok = result["status"] == "ok"
+                store.add_network(
+                    arch_id=task["arch_id"], space=space.name, arch=task["encoded"], seed=task["seed"],
+                    status=result["status"], reason=result.get("reason"), tflite=result.get("tflite_compact"),
+                    tflite_sha256=result.get("tflite_sha256"), tflite_bytes=result.get("tflite_bytes"),
+                    export_s=result.get("export_s"), run_id=run_id, labels=result.get("labels") if ok else None,
+                )
+                if ok:
+                    done += 1
+                    stats["added"] += 1
+                    bar.update(1)
+                else:
+                    failed += 1
+                    stats["failed"] += 1
+                    bar.set_postfix(failed=failed)
+                    attempts = done + failed
+                    if attempts >= MIN_ATTEMPTS_BEFORE_GIVING_UP and failed / attempts > MAX_FAILURE_SHARE:
+                        raise HwnasError(
+                            f"{failed} of {attempts} {space.name} candidates failed (last: {result.get('reason')}); "
+                            f"see `hwnas dataset info {out}`"
+                        )
+            bar.close()
+        stats["total"] = store.count(space.name)
+        return stats
+    finally:
+        store.close()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kw) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, initial=initial, unit="net", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,103 @@
+"""A dataset directory as a PyTorch Geometric ``InMemoryDataset``.
+
+Raw input: ``dataset.sqlite`` (TFLite graphs + labels).  Processed output:
+``processed/graphs-<feature version>-<fingerprint>.pt``: the name carries the
+feature extractor's version and a fingerprint of the database, so a cache made by
+another extractor or before new samples were added is never reused, it is rebuilt.
+
+Each graph carries ``y`` (float32 ``[1, len(label_names)]``, NaN where a label is
+missing), ``space``, ``arch_id``; ``dataset.label_names`` lists ``target/metric``.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch_geometric.data import InMemoryDataset
+
+from predictors.dataset.store import DB_NAME, DatasetStore
+from predictors.graph import FEATURE_VERSION, from_tflite
+
+
+def _is_label(target: str, metric: str, value) -> bool:
+    """A registered target's declared metrics; every number for imported (user) targets."""
+    from predictors import targets as registry
+
+    if target in registry.names():
+        return metric in registry.get(target).metrics
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class GraphDataset(InMemoryDataset):
+    """Graphs and labels of one dataset directory.
+
+    Args:
+        root: the dataset directory (holding ``dataset.sqlite``).
+        spaces: keep only these search spaces (default: all).
+        targets: keep only labels of these targets (default: all present).
+    """
+
+    def __init__(self, root: str | os.PathLike, spaces: list[str] | None = None,
+                 targets: list[str] | None = None, transform=None, log: bool = False):
+        self._store_dir = Path(root)
+        self._spaces = sorted(spaces) if spaces else None
+        self._targets = sorted(targets) if targets else None
+        with DatasetStore(root) as store:
+            self._fingerprint = store.fingerprint()
+        super().__init__(str(root), transform=transform, log=log)
+        self.load(self.processed_paths[0])
+        meta = torch.load(self.processed_paths[1], weights_only=False)
+        self.label_names: list[str] = meta["label_names"]
+        self.feature_version: str = meta["feature_version"]
+
+    # PyG layout: raw/ and processed/ live under root; our raw file sits at root itself
+    @property
+    def raw_dir(self) -> str:
+        return str(self._store_dir)
+
+    @property
+    def raw_file_names(self) -> list[str]:
+        return [DB_NAME]
+
+    @property
+    def processed_file_names(self) -> list[str]:
+        key = hashlib.sha1(f"{self._fingerprint}|{self._spaces}|{self._targets}".encode()).hexdigest()[:12]
+        return [f"graphs-{FEATURE_VERSION}-{key}.pt", f"meta-{FEATURE_VERSION}-{key}.pt"]
+
+    def download(self) -> None:  # pragma: no cover - the raw file is always local
+        raise FileNotFoundError(self._store_dir / DB_NAME)
+
+    def process(self) -> None:
+        with DatasetStore(self._store_dir) as store:
+            rows = [r for r in store.rows(self._spaces) if r["tflite"] is not None]
+        if not rows:
+            from search_spaces.errors import HwnasError
+
+            raise HwnasError(f"{self._store_dir}: no stored networks to load (spaces: {self._spaces or 'all'})")
+        names = sorted({f"{t}/{m}" for r in rows for t, metrics in r["labels"].items()
+                        if self._targets is None or t in self._targets
+                        for m, v in metrics.items() if _is_label(t, m, v)})
+        index = {n: i for i, n in enumerate(names)}
+        graphs = []
+        for r in rows:
+            data = from_tflite(r["tflite"])
+            y = torch.full((1, len(names)), math.nan, dtype=torch.float32)
+            for t, metrics in r["labels"].items():
+                for m, v in metrics.items():
+                    i = index.get(f"{t}/{m}")
+                    if i is not None:
+                        y[0, i] = float(v)
+            data.y = y
+            data.space = r["space"]
+            data.arch_id = r["arch_id"]
+            graphs.append(data)
+        for old in Path(self.processed_dir).glob("*.pt"):  # stale caches of older versions/data
+            old.unlink()
+        self.save(graphs, self.processed_paths[0])
+        torch.save({"label_names": names, "feature_version": FEATURE_VERSION}, self.processed_paths[1])
+
+    def label_index(self, target: str, metric: str) -> int:
+        return self.label_names.index(f"{target}/{metric}")

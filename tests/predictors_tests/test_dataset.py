@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from predictors.dataset import DatasetStore, build_dataset
+from predictors.dataset._pool import LocalPool
+from search_spaces.errors import HwnasError
+
+SPACE = "keyword_spotting"  # the smallest, fastest networks
+
+
+def test_pool_survives_native_crashes_and_hangs():
+    pool = LocalPool(workers=2, timeout_s=5, worker="tests.predictors_tests.crashy_worker:run")
+    tasks = [{"n": 0}, {"n": 1, "crash": True}, {"n": 2}, {"n": 3, "hang": True}, {"n": 4}, {"n": 5}]
+    results = {task["n"]: result for task, result in pool.map_unordered(tasks)}
+    assert sorted(results) == [0, 1, 2, 3, 4, 5]
+    assert results[1]["status"] == "failed" and "worker crashed" in results[1]["reason"]
+    assert "-11" in results[1]["reason"]  # SIGSEGV
+    assert results[3]["status"] == "failed" and "timeout" in results[3]["reason"]
+    assert all(results[n]["echo"] == n for n in (0, 2, 4, 5))
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "kws"
+    stats = build_dataset(out, SPACE, 3, ["ethos-u55-128"], workers=1, progress=False)
+    assert stats == {"added": 3, "failed": 0, "labelled": 0, "total": 3}
+    return out
+
+
+def test_build_stores_networks_labels_and_provenance(small_dataset):
+    with DatasetStore(small_dataset) as store:
+        info = store.info()
+        rows = list(store.rows())
+    assert info["samples"] == 3
+    assert info["by_space"] == {SPACE: {"ethos-u55-128": 3}}
+    assert info["versions"]["ethos-u-vela"] == "5.2.0" and "tensorflow-cpu" in info["versions"]
+    assert info["machines"][0]["cpu_cores"] >= 1
+    assert len({r["arch_id"] for r in rows}) == 3
+    for r in rows:
+        assert r["arch"]["space"] == SPACE
+        assert r["labels"]["ethos-u55-128"]["latency_ms"] > 0
+
+
+def test_stored_graph_is_the_exported_file_with_its_payload_zeroed(small_dataset):
+    """Exporting the same arch and seed again gives the original file back."""
+    import hashlib
+
+    from hwnas.export import to_tflite
+    from predictors.graph import from_tflite
+    from predictors.tflite_model import strip_constant_buffers
+    from search_spaces import from_encoded
+
+    with DatasetStore(small_dataset) as store:
+        row = next(store.rows())
+        sha = store.conn.execute("SELECT tflite_sha256 FROM networks WHERE arch_id = ?",
+                                 (row["arch_id"],)).fetchone()[0]
+    space, arch = from_encoded(row["arch"])
+    again = to_tflite(space.build(arch, seed=row["seed"]), seed=row["seed"])
+    assert hashlib.sha256(again).hexdigest() == sha
+    assert strip_constant_buffers(again) == row["tflite"]
+    assert from_tflite(again).x.equal(from_tflite(row["tflite"]).x)
+
+
+def test_adding_a_target_labels_only_what_is_missing(tmp_path, small_dataset):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(small_dataset, out)
+    stats = build_dataset(out, SPACE, 3, ["ethos-u55-128", "ethos-u65-256"], progress=False)
+    assert stats == {"added": 0, "failed": 0, "labelled": 3, "total": 3}
+    with DatasetStore(out) as store:
+        assert store.info()["by_space"][SPACE] == {"ethos-u55-128": 3, "ethos-u65-256": 3}
+        # the u55 labels were not touched: still from the first run
+        runs = {r[0] for r in store.conn.execute("SELECT run_id FROM labels WHERE target = 'ethos-u55-128'")}
+        assert runs == {1}
+
+
+def _count(db: Path) -> int:
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT COUNT(*) FROM networks WHERE status = 'ok'").fetchone()[0]
+
+
+def test_sigkill_loses_only_samples_in_flight_and_resume_continues(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "hwnas", "dataset", "build", "--space", SPACE, "--num", "6",
+           "--target", "ethos-u55-128", "--out", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db = out / "dataset.sqlite"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (db.exists() and _count(db) >= 2):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the builder and its workers, mid-build
+    proc.wait()
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    survived = _count(db)
+    assert 2 <= survived < 6
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{6 - survived} networks added" in rerun.stdout
+    with DatasetStore(out) as store:
+        ids = [r["arch_id"] for r in store.rows()]
+    assert len(ids) == len(set(ids)) == 6
+    # resuming gives the same networks as one uninterrupted build (deterministic sampling)
+    clean = tmp_path / "clean"
+    build_dataset(clean, SPACE, 6, ["ethos-u55-128"], workers=2, progress=False)
+    with DatasetStore(clean) as store:
+        assert {r["arch_id"] for r in store.rows()} == set(ids)
+
+
+def test_graph_dataset_caches_per_feature_version(small_dataset, monkeypatch):
+    from predictors.dataset import graphs
+    from predictors.dataset.graphs import GraphDataset
+
+    ds = GraphDataset(small_dataset)
+    assert len(ds) == 3
+    assert ds.label_names == [f"ethos-u55-128/{m}" for m in sorted(
+        ("latency_ms", "energy_mj", "sram_kib", "offchip_kib"))]
+    y = ds[0].y
+    assert y.shape == (1, 4) and bool((y > 0).all())
+    cache = sorted(p.name for p in Path(ds.processed_dir).glob("graphs-*.pt"))
+    assert len(cache) == 1 and graphs.FEATURE_VERSION in cache[0]
+    # a new feature extractor version: the old cache is not reused, it is rebuilt
+    monkeypatch.setattr(graphs, "FEATURE_VERSION", "perfsage-99.test")
+    GraphDataset(small_dataset)
+    cache = sorted(p.name for p in Path(ds.processed_dir).glob("graphs-*.pt"))
+    assert cache == [c for c in cache if "perfsage-99.test" in c] and len(cache) == 1
+
+
+def test_bad_arguments_are_project_errors(tmp_path):
+    from search_spaces.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown target"):
+        build_dataset(tmp_path / "a", SPACE, 1, ["npu-9000"], progress=False)
+    with pytest.raises(UnknownNameError, match="unknown search space"):
+        build_dataset(tmp_path / "b", "no_such_space", 1, ["ethos-u55-128"], progress=False)
+    with pytest.raises(HwnasError, match="no dataset here"):
+        DatasetStore(tmp_path / "missing")
+
+
+def test_cli_info_json(small_dataset):
+    proc = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "info", str(small_dataset), "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["samples"] == 3 and info["by_space"][SPACE]["ethos-u55-128"] == 3
+    assert set(info) >= {"samples", "by_space", "failures", "versions"}
