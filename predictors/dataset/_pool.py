@@ -140,7 +140,8 @@ class RayPool:
             cluster; None starts a local Ray instance.
     """
 
-    def __init__(self, workers: int = 2, address: str | None = None, timeout_s: float = 900.0):
+    def __init__(self, workers: int = 2, address: str | None = None, timeout_s: float = 900.0,
+                 worker: str = DEFAULT_WORKER):
         try:
             import ray
         except ImportError:
@@ -153,25 +154,26 @@ class RayPool:
                      ignore_reinit_error=True, logging_level="ERROR")
         self.size = max(1, int(workers))
         self.timeout_s = timeout_s
+        self.worker = worker
 
         @ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)
         class _Worker:
-            def __init__(self):
-                from predictors.dataset._work import warm_up
+            def __init__(self, worker: str):
+                self.run_task = _resolve(worker)
+                if worker == DEFAULT_WORKER:
+                    from predictors.dataset._work import warm_up
 
-                warm_up()
+                    warm_up()
 
             def run(self, task):
-                from predictors.dataset._work import label_network
-
-                return label_network(task)
+                return self.run_task(task)
 
         self._actor_class = _Worker
 
     def map_unordered(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, Result]]:
         ray = self.ray
         pending = iter(tasks)
-        actors = [self._actor_class.remote() for _ in range(self.size)]
+        actors = [self._actor_class.remote(self.worker) for _ in range(self.size)]
         inflight: dict[Any, tuple[int, Task, float]] = {}
 
         def submit(slot: int) -> None:
@@ -198,7 +200,7 @@ class RayPool:
                     if now - started > self.timeout_s:
                         inflight.pop(ref)
                         ray.kill(actors[slot], no_restart=True)
-                        actors[slot] = self._actor_class.remote()
+                        actors[slot] = self._actor_class.remote(self.worker)
                         yield task, {"status": "failed", "labels": {},
                                      "reason": f"timeout: over {self.timeout_s:.0f} s"}
                         submit(slot)

@@ -155,3 +155,30 @@ def test_cli_info_json(small_dataset):
     info = json.loads(proc.stdout)
     assert info["samples"] == 3 and info["by_space"][SPACE]["ethos-u55-128"] == 3
     assert set(info) >= {"samples", "by_space", "failures", "versions"}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_pool_isolates_crashes(ray_local):
+    from predictors.dataset._pool import RayPool
+
+    pool = RayPool(workers=2, timeout_s=20, worker="tests.predictors_tests.crashy_worker:run")
+    results = {t["n"]: r for t, r in pool.map_unordered([{"n": 0}, {"n": 1, "crash": True}, {"n": 2}])}
+    assert results[0]["echo"] == 0 and results[2]["echo"] == 2
+    assert results[1]["status"] == "failed" and "worker crashed" in results[1]["reason"]
+
+
+def test_ray_backend_builds_the_same_dataset(ray_local, small_dataset, tmp_path):
+    out = tmp_path / "ray"
+    stats = build_dataset(out, SPACE, 3, ["ethos-u55-128"], workers=2, backend="ray", progress=False)
+    assert stats["added"] == 3
+    with DatasetStore(out) as a, DatasetStore(small_dataset) as b:
+        ra = {r["arch_id"]: r["labels"] for r in a.rows()}
+        rb = {r["arch_id"]: r["labels"] for r in b.rows()}
+    assert ra == rb  # same networks, same (deterministic) Vela labels
