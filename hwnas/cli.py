@@ -136,6 +136,94 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from predictors.predictor import list_predictors, load_predictor
+
+    if args.predictor:
+        predictors = [load_predictor(args.predictor)]
+    else:
+        shipped = list_predictors()
+        wanted = args.target or [n.removeprefix("perfsage-") for n in shipped]
+        predictors = []
+        for target in wanted:
+            name = f"perfsage-{target}"
+            if name not in shipped:
+                raise HwnasError(f"no shipped predictor for target {target!r}; shipped: "
+                                 f"{', '.join(shipped) or 'none'} (or pass --predictor PATH)")
+            predictors.append(load_predictor(name))
+    results: list[dict] = [{} for _ in args.models]
+    for p in predictors:
+        targets = [t for t in (args.target or p.targets) if t in p.targets] or None
+        if args.target and args.predictor and not targets:
+            p.predict(args.models[0], targets=args.target)  # raises the unknown-target error
+        for i, r in enumerate(p.predict(list(args.models), targets=targets)):
+            results[i].update(r)
+    if args.json:
+        _print_json(results[0] if len(args.models) == 1 else results)
+        return 0
+    rows = []
+    for model, result in zip(args.models, results):
+        for target, metrics in result.items():
+            for metric, value in metrics.items():
+                if not metric.endswith("_std"):
+                    rows.append((model, target, metric, value, metrics.get(f"{metric}_std", float("nan"))))
+    print(format_table(rows, ("model", "target", "metric", "predicted", "std")))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from predictors.model import PUBLISHED
+    from predictors.train import train_predictor
+
+    config = dict(PUBLISHED) if args.config == "published" else {}
+    if args.ensemble:
+        config["ensemble"] = args.ensemble
+    _, report = train_predictor(
+        args.data, args.out, config=config, epochs=args.epochs, seed=args.seed, targets=args.target,
+        spaces=args.space, test_spaces=args.test_space, init=args.init, progress=not args.quiet,
+    )
+    rows = []
+    for target, metrics in report["test"].items():
+        if target == "by_space":
+            continue
+        for metric, s in metrics.items():
+            rows.append((target, metric, s["mape"], s["acc10"], s["spearman"], s["n"], s.get("within_2std", "")))
+    print(f"trained in {report['train_seconds']:.0f} s on {report['split']['train']} networks "
+          f"(val {report['split']['val']}, test {report['split']['test']}); saved to {args.out}")
+    print(format_table(rows, ("target", "metric", "MAPE %", "acc10 %", "spearman", "n", "in 2 std %")))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from predictors.evaluate import evaluate_predictor
+    from predictors.predictor import load_predictor
+
+    report = evaluate_predictor(load_predictor(args.predictor), args.data, plot=args.plot)
+    if args.json:
+        _print_json(_json_safe(report))
+        return 0
+    rows = []
+    for target, metrics in report.items():
+        if target == "by_space":
+            continue
+        for metric, s in metrics.items():
+            rows.append((target, metric, s["mape"], s["acc10"], s["spearman"], s["n"]))
+    print(format_table(rows, ("target", "metric", "MAPE %", "acc10 %", "spearman", "n")))
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 # --- parser -----------------------------------------------------------------------
 
 
@@ -167,6 +255,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.tflite")
     p.add_argument("--target", "-t", required=True, metavar="T", help="target name (see `hwnas targets`)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p = add("predict", cmd_predict, "predicted latency, energy and memory of .tflite models (PerfSAGE)")
+    p.add_argument("models", nargs="+", metavar="MODEL.tflite")
+    p.add_argument("--target", "-t", action="append", metavar="T", help="target (repeatable; default: all)")
+    p.add_argument("--predictor", metavar="NAME|PATH", help="a shipped predictor or a directory from `hwnas train`")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    p = add("train", cmd_train, "train a PerfSAGE predictor on one or more dataset directories")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="PATH", help="predictor directory to write")
+    p.add_argument("--epochs", type=int, default=None, metavar="E")
+    p.add_argument("--seed", type=int, default=0, metavar="X")
+    p.add_argument("--init", metavar="NAME|PATH", help="fine-tune from this predictor")
+    p.add_argument("--target", action="append", metavar="T", help="only these targets' labels")
+    p.add_argument("--space", action="append", metavar="S", help="only networks of these spaces")
+    p.add_argument("--test-space", action="append", metavar="S", help="hold these spaces out as the test set")
+    p.add_argument("--config", choices=("default", "published"), default="default",
+                   help="our configuration, or the published PerfSAGE one (baseline)")
+    p.add_argument("--ensemble", type=int, default=None, metavar="K", help="ensemble members (uncertainty)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = add("evaluate", cmd_evaluate, "score a predictor on a dataset: MAPE, acc10, Spearman, n")
+    p.add_argument("--predictor", required=True, metavar="NAME|PATH")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR")
+    p.add_argument("--plot", metavar="FILE.png", help="predicted-vs-measured plot per metric")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
     dataset = sub.add_parser("dataset", help="build and inspect EdgeDLPerf-style datasets")
     dsub = dataset.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
     dsub.required = True

@@ -79,9 +79,9 @@ class Normalizer:
 
         _check_version(getattr(data, "feature_version", None))
         out = data.clone()
-        out.x = torch.from_numpy(self.node.apply(data.x.numpy()).astype(np.float32))
-        out.edge_attr = torch.from_numpy(self.edge.apply(data.edge_attr.numpy()).astype(np.float32))
-        out.u = torch.from_numpy(self.graph.apply(data.u.numpy()).astype(np.float32))
+        out.x = torch.tensor(self.node.apply(data.x.numpy()), dtype=torch.float32)
+        out.edge_attr = torch.tensor(self.edge.apply(data.edge_attr.numpy()), dtype=torch.float32)
+        out.u = torch.tensor(self.graph.apply(data.u.numpy()), dtype=torch.float32)
         return out
 
     __call__ = transform

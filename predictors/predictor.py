@@ -1,0 +1,218 @@
+"""A trained PerfSAGE predictor: ``state_dict`` + JSON manifest, and its registry.
+
+Files of a predictor directory: ``manifest.json`` (feature-extractor version,
+targets and metrics, normaliser, label scaling, model configuration, training
+data summary, test scores) and ``weights.pt`` (a plain ``state_dict`` of tensors,
+loaded with ``weights_only=True``; the ensemble members under ``member<i>.``).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from search_spaces.errors import HwnasError, UnknownNameError, unknown_name
+
+from predictors.tflite_model import ModelSource
+
+PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.pt"
+
+
+class LabelScaler:
+    """Per-label transform of targets: optional log, then standardisation."""
+
+    def __init__(self, log: bool, mean: np.ndarray, std: np.ndarray):
+        self.log, self.mean, self.std = bool(log), np.asarray(mean, np.float64), np.asarray(std, np.float64)
+
+    @classmethod
+    def fit(cls, y: np.ndarray, log: bool) -> "LabelScaler":
+        z = np.log(np.maximum(y, 1e-12)) if log else y
+        mean = np.nanmean(z, axis=0)
+        std = np.nanstd(z, axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+        return cls(log, mean, std)
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        z = np.log(np.maximum(y, 1e-12)) if self.log else y
+        return (z - self.mean) / self.std
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        v = z * self.std + self.mean
+        return np.exp(np.clip(v, -700, 700)) if self.log else v
+
+    def to_json(self) -> dict:
+        return {"log": self.log, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "LabelScaler":
+        return cls(d["log"], np.asarray(d["mean"]), np.asarray(d["std"]))
+
+
+class Predictor:
+    """Predicts every (target, metric) label of its manifest for TFLite models."""
+
+    def __init__(self, manifest: dict[str, Any], state_dict: dict[str, Any]):
+        import torch
+
+        from predictors.graph import FEATURE_VERSION, Normalizer
+        from predictors.model import PerfSAGE
+
+        version = manifest.get("feature_version")
+        if version != FEATURE_VERSION:
+            raise HwnasError(
+                f"predictor {manifest.get('name', '?')!r} was trained on graph features {version!r}, but this "
+                f"hwnas extracts {FEATURE_VERSION!r}; retrain it (`hwnas train`) or install the hwnas version "
+                "it was made with"
+            )
+        self.manifest = manifest
+        self.name: str = manifest.get("name", "perfsage")
+        self.label_names: list[str] = manifest["label_names"]
+        self.normalizer = Normalizer.from_json(manifest["normalizer"])
+        self.scaler = LabelScaler.from_json(manifest["label_scaler"])
+        self.members = []
+        for i in range(manifest["ensemble"]):
+            model = PerfSAGE(len(self.label_names), manifest["model"])
+            prefix = f"member{i}."
+            model.load_state_dict({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)})
+            model.eval()
+            self.members.append(model)
+        self._torch = torch
+        from predictors.train import torch_threads
+
+        torch.set_num_threads(torch_threads())
+
+    # -- what it predicts
+    @property
+    def targets(self) -> list[str]:
+        return list(dict.fromkeys(n.split("/", 1)[0] for n in self.label_names))
+
+    @property
+    def metrics(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for n in self.label_names:
+            t, m = n.split("/", 1)
+            out.setdefault(t, []).append(m)
+        return out
+
+    # -- prediction
+    def predict_graphs(self, graphs: Sequence[Any], batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std over the ensemble, in label units: two arrays ``[len(graphs), M]``."""
+        torch = self._torch
+        from torch_geometric.data import Batch
+
+        means, stds = [], []
+        with torch.inference_mode():
+            for start in range(0, len(graphs), batch_size):
+                chunk = [self.normalizer(g) for g in graphs[start:start + batch_size]]
+                b = Batch.from_data_list(chunk)
+                outs = np.stack([
+                    self.scaler.inverse(m(b.x, b.op_type, b.edge_index, b.batch, b.u).double().numpy())
+                    for m in self.members
+                ])
+                means.append(outs.mean(axis=0))
+                stds.append(outs.std(axis=0) if len(self.members) > 1 else np.zeros_like(outs[0]))
+        if not means:
+            empty = np.zeros((0, len(self.label_names)))
+            return empty, empty
+        return np.concatenate(means), np.concatenate(stds)
+
+    def _as_dict(self, mean: np.ndarray, std: np.ndarray, targets: Sequence[str] | None) -> dict[str, dict]:
+        out: dict[str, dict[str, float]] = {}
+        for i, name in enumerate(self.label_names):
+            t, m = name.split("/", 1)
+            if targets and t not in targets:
+                continue
+            out.setdefault(t, {})[m] = float(mean[i])
+            out[t][f"{m}_std"] = float(std[i])
+        return out
+
+    def predict(self, tflite: ModelSource | Sequence[ModelSource], targets: Sequence[str] | None = None):
+        """Predicts one model (a dict like ``hwnas predict --json``) or a list of models (a list).
+
+        Args:
+            tflite: a path or bytes, or a list of them (predicted in batches).
+            targets: restrict the output to these targets.
+        """
+        from predictors.graph import from_tflite
+
+        if targets:
+            missing = [t for t in targets if t not in self.targets]
+            if missing:
+                raise UnknownNameError(
+                    f"predictor {self.name!r} does not predict target {missing[0]!r}; it predicts: "
+                    f"{', '.join(self.targets)}"
+                )
+        single = isinstance(tflite, (str, bytes, bytearray, memoryview, os.PathLike))
+        items = [tflite] if single else list(tflite)
+        mean, std = self.predict_graphs([from_tflite(item) for item in items])
+        results = [self._as_dict(mean[i], std[i], targets) for i in range(len(items))]
+        return results[0] if single else results
+
+    # -- persistence
+    def save(self, directory: str | os.PathLike) -> None:
+        save_predictor(directory, self.manifest, self.members)
+
+
+def save_predictor(directory: str | os.PathLike, manifest: dict[str, Any], members: Sequence[Any]) -> None:
+    import torch
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {f"member{i}.{k}": v.detach().cpu().clone() for i, m in enumerate(members)
+             for k, v in m.state_dict().items()}
+    torch.save(state, path / WEIGHTS)
+    (path / MANIFEST).write_text(json.dumps(_finite(manifest), indent=1, sort_keys=True))
+
+
+def _finite(value):
+    """JSON has no NaN: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def list_predictors(pattern: str = "*") -> list[str]:
+    """Names of the predictors shipped in the package (``perfsage-<target>``)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    names = sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / MANIFEST).is_file())
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def load_predictor(name_or_path: str | os.PathLike) -> Predictor:
+    """A shipped predictor by name, or a predictor directory written by ``hwnas train``.
+
+    Raises:
+        UnknownNameError: neither a shipped name nor a predictor directory.
+        HwnasError: the files are unreadable or from another feature-extractor version.
+    """
+    import torch
+
+    path = Path(name_or_path)
+    if not (path / MANIFEST).is_file():
+        shipped = PRETRAINED_DIR / str(name_or_path)
+        if (shipped / MANIFEST).is_file():
+            path = shipped
+        elif path.exists():
+            raise HwnasError(f"{path}: not a predictor (no {MANIFEST}); train one with `hwnas train`")
+        else:
+            raise unknown_name("predictor", str(name_or_path), list_predictors() or ["(none shipped)"])
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise HwnasError(f"{path}: cannot read the predictor ({exc})") from None
+    manifest.setdefault("name", path.name)
+    return Predictor(manifest, state)

@@ -1,0 +1,289 @@
+"""Training PerfSAGE predictors on datasets built by ``hwnas dataset build/import``.
+
+Split 80/10/10 *by network* (arch_id), deterministic for a seed; the normaliser and
+the label scaling are fitted on the training split only; each ensemble member is a
+model trained from its own seed (a deep ensemble: the spread of the members is the
+predicted standard deviation); the member's best epoch on the validation split is
+kept; scores are reported on the test split, per label and per search space.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from search_spaces.errors import HwnasError
+
+from predictors.metrics import scores
+
+
+def torch_threads() -> int:
+    """Threads for PyTorch (env ``HWNAS_TORCH_THREADS``, default 1).
+
+    These graphs are small: a second intra-op thread gains little, and on a busy
+    machine (a search running beside the training, or two cores shared with the
+    dataset builder) OpenMP's spinning made a forward pass 150x slower (measured:
+    0.78 s instead of 5 ms for a batch of 64 graphs).
+    """
+    try:
+        return max(1, int(os.environ.get("HWNAS_TORCH_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] | None = None,
+                spaces: Sequence[str] | None = None) -> tuple[list, list[str]]:
+    """The graphs of several dataset directories, with ``y`` over the union of their labels."""
+    import torch
+
+    from predictors.dataset.graphs import GraphDataset
+
+    datasets = [GraphDataset(d, spaces=list(spaces) if spaces else None,
+                             targets=list(targets) if targets else None) for d in data_dirs]
+    names = sorted({n for ds in datasets for n in ds.label_names})
+    if targets:
+        unknown = [t for t in targets if not any(n.startswith(t + "/") for n in names)]
+        if unknown:
+            raise HwnasError(f"no labels for target {unknown[0]!r} in {', '.join(map(str, data_dirs))}")
+    if not names:
+        raise HwnasError(f"no labels in {', '.join(map(str, data_dirs))}")
+    index = {n: i for i, n in enumerate(names)}
+    graphs, seen = [], set()
+    for ds in datasets:
+        cols = [index[n] for n in ds.label_names]
+        for i in range(len(ds)):
+            g = ds[i]
+            if g.arch_id in seen:
+                continue
+            seen.add(g.arch_id)
+            y = torch.full((1, len(names)), math.nan)
+            y[0, cols] = g.y[0]
+            if torch.isfinite(y).any():
+                g.y = y
+                graphs.append(g)
+    return graphs, names
+
+
+def split_by_network(graphs: list, seed: int = 0, fractions=(0.8, 0.1, 0.1),
+                     test_spaces: Sequence[str] | None = None) -> tuple[list, list, list]:
+    """Deterministic split by arch_id; with ``test_spaces``, those spaces are the test set."""
+    def rank(g) -> str:
+        return hashlib.sha1(f"{seed}:{g.arch_id}".encode()).hexdigest()
+
+    if test_spaces:
+        test = [g for g in graphs if g.space in test_spaces]
+        rest = sorted((g for g in graphs if g.space not in test_spaces), key=rank)
+        n_val = max(1, int(round(len(rest) * fractions[1] / (fractions[0] + fractions[1]))))
+        return rest[n_val:], rest[:n_val], test
+    ordered = sorted(graphs, key=rank)
+    n = len(ordered)
+    n_test = max(1, int(round(n * fractions[2])))
+    n_val = max(1, int(round(n * fractions[1])))
+    return ordered[n_test + n_val:], ordered[n_test:n_test + n_val], ordered[:n_test]
+
+
+def _prepare(graphs: list, normalizer, scaler) -> list:
+    import torch
+
+    out = []
+    for g in graphs:
+        h = normalizer(g)
+        y = g.y.numpy().astype(np.float64)
+        h.yz = torch.from_numpy(np.nan_to_num(scaler.transform(y), nan=0.0).astype(np.float32))
+        h.ymask = torch.from_numpy(np.isfinite(y))
+        h.y = torch.from_numpy(np.nan_to_num(y, nan=1.0).astype(np.float32))
+        out.append(h)
+    return out
+
+
+def _loss(pred, batch, scaler_t, kind: str):
+    import torch
+
+    mask = batch.ymask
+    if kind == "mape":  # on the original scale (the published PerfSAGE objective)
+        mean, std, log = scaler_t
+        value = pred * std + mean
+        if log:
+            value = torch.exp(value.clamp(-50, 50))
+        err = (value - batch.y).abs() / batch.y.abs().clamp_min(1e-12)
+    elif kind == "mse":
+        err = (pred - batch.yz) ** 2
+    else:  # l1 in the scaled (log) space: a relative error, robust
+        err = (pred - batch.yz).abs()
+    return (err * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, progress, member: int):
+    import torch
+    from torch_geometric.loader import DataLoader
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(train, batch_size=cfg["batch_size"], shuffle=True, generator=gen)
+    val_loader = DataLoader(val, batch_size=1024)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    scaler_t = (torch.tensor(scaler.mean, dtype=torch.float32), torch.tensor(scaler.std, dtype=torch.float32),
+                scaler.log)
+    best, best_state, history = math.inf, copy.deepcopy(model.state_dict()), []
+    bar = _bar(epochs, f"member {member}", progress)
+    for epoch in range(epochs):
+        model.train()
+        total, count = 0.0, 0
+        for b in loader:
+            opt.zero_grad()
+            loss = _loss(model(b.x, b.op_type, b.edge_index, b.batch, b.u), b, scaler_t, cfg["loss"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            total += float(loss.detach()) * b.num_graphs
+            count += b.num_graphs
+        sched.step()
+        model.eval()
+        with torch.inference_mode():
+            v, vn = 0.0, 0
+            for b in val_loader:
+                v += float(_loss(model(b.x, b.op_type, b.edge_index, b.batch, b.u), b, scaler_t, "mape")) * b.num_graphs
+                vn += b.num_graphs
+        val_mape = v / max(vn, 1) * 100
+        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_mape": val_mape})
+        if val_mape < best:
+            best, best_state = val_mape, copy.deepcopy(model.state_dict())
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / max(count, 1):.4f}", val_mape=f"{val_mape:.2f}%")
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return history, best
+
+
+def evaluate_graphs(predictor, graphs: list) -> dict[str, Any]:
+    """Scores per target and metric, and per search space, like ``hwnas evaluate --json``."""
+    if not graphs:
+        return {}
+    mean, std = predictor.predict_graphs(graphs)
+    names = predictor.label_names
+    # the graphs may carry labels in another column order
+    y_names = getattr(graphs[0], "label_names", None) or names
+    y = np.concatenate([g.y.numpy() for g in graphs]).astype(np.float64)
+    spaces = np.array([getattr(g, "space", "?") for g in graphs])
+    report: dict[str, Any] = {}
+    by_space: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        if name not in y_names:
+            continue
+        j = y_names.index(name)
+        t, m = name.split("/", 1)
+        report.setdefault(t, {})[m] = scores(mean[:, i], y[:, j], std[:, i])
+        for s in sorted(set(spaces)):
+            k = spaces == s
+            by_space.setdefault(s, {}).setdefault(t, {})[m] = scores(mean[k, i], y[k, j], std[k, i])
+    report["by_space"] = by_space
+    return report
+
+
+def train_predictor(
+    data_dirs: Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    config: dict[str, Any] | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    targets: Sequence[str] | None = None,
+    spaces: Sequence[str] | None = None,
+    test_spaces: Sequence[str] | None = None,
+    init: str | os.PathLike | None = None,
+    name: str | None = None,
+    progress: bool = True,
+):
+    """Trains (or fine-tunes, with ``init``) a PerfSAGE predictor; saves it to ``out``.
+
+    Returns:
+        ``(predictor, report)``; the report holds the test scores, training time and
+        the split sizes (it is also in the manifest).
+    """
+    import torch
+
+    from predictors.graph import FEATURE_VERSION, Normalizer
+    from predictors.model import DEFAULT, PerfSAGE
+    from predictors.predictor import LabelScaler, Predictor, load_predictor, save_predictor
+
+    started = time.time()
+    base = load_predictor(init) if init else None
+    cfg = {**DEFAULT, **(base.manifest["train_config"] if base else {}), **(config or {})}
+    if epochs is not None:
+        cfg["epochs"] = int(epochs)
+    torch.set_num_threads(torch_threads())
+    graphs, names = load_graphs(data_dirs, targets, spaces)
+    train, val, test = split_by_network(graphs, seed, test_spaces=test_spaces)
+    if len(train) < 2:
+        raise HwnasError(f"only {len(graphs)} labelled networks: too few to train on")
+    normalizer = base.normalizer if base else Normalizer.fit(train)
+    y_train = np.concatenate([g.y.numpy() for g in train]).astype(np.float64)
+    scaler = LabelScaler.fit(y_train, log=cfg["target_transform"] == "log")
+    p_train, p_val = _prepare(train, normalizer, scaler), _prepare(val, normalizer, scaler)
+
+    members, histories, best_val = [], [], []
+    for i in range(int(cfg["ensemble"])):
+        torch.manual_seed(seed * 100 + i)
+        model = PerfSAGE(len(names), cfg)
+        if base:  # fine-tune: the trunk from the shipped predictor, a fresh head if labels differ
+            state = {k: v for k, v in base.members[i % len(base.members)].state_dict().items()
+                     if k in model.state_dict() and model.state_dict()[k].shape == v.shape}
+            if base.label_names != names:
+                state = {k: v for k, v in state.items() if not k.startswith("head.")}
+            model.load_state_dict(state, strict=False)
+        history, best = _fit_member(model, p_train, p_val, cfg, scaler, seed * 100 + i, cfg["epochs"],
+                                    progress, i)
+        members.append(model)
+        histories.append(history)
+        best_val.append(best)
+
+    manifest: dict[str, Any] = {
+        "name": name or (Path(out).name if out else "perfsage"),
+        "format": 1,
+        "feature_version": FEATURE_VERSION,
+        "label_names": names,
+        "targets": list(dict.fromkeys(n.split("/", 1)[0] for n in names)),
+        "ensemble": len(members),
+        "model": {k: cfg[k] for k in members[0].config},
+        "train_config": {k: v for k, v in cfg.items()},
+        "normalizer": normalizer.to_json(),
+        "label_scaler": scaler.to_json(),
+        "init": str(init) if init else None,
+    }
+    state = {f"member{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
+    predictor = Predictor(manifest, state)
+    report = {
+        "test": evaluate_graphs(predictor, test),
+        "split": {"train": len(train), "val": len(val), "test": len(test)},
+        "spaces": sorted({g.space for g in graphs}),
+        "test_spaces": list(test_spaces) if test_spaces else None,
+        "data": [str(d) for d in data_dirs],
+        "best_val_mape": best_val,
+        "train_seconds": time.time() - started,
+        "threads": torch.get_num_threads(),
+        "epochs": cfg["epochs"],
+        "history": [h[-1] for h in histories],
+    }
+    manifest["training"] = report
+    if out:
+        save_predictor(out, manifest, members)
+    return predictor, report
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from predictors.dataset.builder import _NoBar
+
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from predictors.dataset import build_dataset
+from predictors.predictor import load_predictor
+from predictors.train import load_graphs, split_by_network, train_predictor
+from search_spaces.errors import HwnasError, UnknownNameError
+
+SPACE = "keyword_spotting"
+
+
+@pytest.fixture(scope="module")
+def kws_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kws") / "data"
+    build_dataset(out, SPACE, 40, ["ethos-u55-128"], workers=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(kws_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred") / "perfsage-test"
+    predictor, report = train_predictor([kws_data], out, epochs=80, config={"ensemble": 2}, progress=False)
+    return out, predictor, report
+
+
+def test_a_small_training_run_learns(kws_data, trained):
+    _, predictor, report = trained
+    graphs, names = load_graphs([kws_data])
+    train, _, test = split_by_network(graphs)
+    y_train = np.concatenate([g.y.numpy() for g in train])
+    y_test = np.concatenate([g.y.numpy() for g in test])
+    for i, name in enumerate(names):
+        t, m = name.split("/")
+        constant = np.exp(np.mean(np.log(y_train[:, i])))  # the best constant guess in log space
+        constant_mape = np.mean(np.abs(constant - y_test[:, i]) / y_test[:, i]) * 100
+        assert report["test"][t][m]["mape"] < constant_mape / 2, (name, report["test"][t][m], constant_mape)
+    for member in report["history"]:
+        assert member["train_loss"] < 0.5  # started near 1 (standardised targets)
+
+
+def test_save_load_round_trip_and_batching(trained, int8_model, float_model):
+    path, predictor, _ = trained
+    loaded = load_predictor(path)
+    assert loaded.targets == ["ethos-u55-128"]
+    assert loaded.metrics == {"ethos-u55-128": ["energy_mj", "latency_ms", "offchip_kib", "sram_kib"]}
+    one = loaded.predict(int8_model)
+    assert one == predictor.predict(int8_model)
+    both = loaded.predict([int8_model, float_model])
+    alone = [one, loaded.predict(float_model)]
+    for batched, single in zip(both, alone):  # batched = unbatched
+        assert batched["ethos-u55-128"] == pytest.approx(single["ethos-u55-128"], rel=1e-5)
+    assert set(one["ethos-u55-128"]) == {"latency_ms", "latency_ms_std", "energy_mj", "energy_mj_std",
+                                         "sram_kib", "sram_kib_std", "offchip_kib", "offchip_kib_std"}
+    assert one["ethos-u55-128"]["latency_ms_std"] > 0  # two ensemble members disagree a little
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["feature_version"].startswith("perfsage-") and manifest["ensemble"] == 2
+    assert manifest["training"]["split"]["test"] >= 1
+
+
+def test_a_checkpoint_of_another_feature_version_is_refused(trained, tmp_path):
+    import shutil
+
+    path, _, _ = trained
+    stale = tmp_path / "stale"
+    shutil.copytree(path, stale)
+    manifest = json.loads((stale / "manifest.json").read_text())
+    manifest["feature_version"] = "perfsage-0.00000000"
+    (stale / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(HwnasError, match="trained on graph features 'perfsage-0.00000000'.*retrain"):
+        load_predictor(stale)
+
+
+def test_unknown_predictor_and_target(trained, int8_model):
+    with pytest.raises(UnknownNameError, match="unknown predictor"):
+        load_predictor("perfsage-npu-9000")
+    _, predictor, _ = trained
+    with pytest.raises(UnknownNameError, match="does not predict target 'cpu-litert'"):
+        predictor.predict(int8_model, targets=["cpu-litert"])
+
+
+def test_fine_tuning_starts_from_the_given_predictor(kws_data, trained, tmp_path):
+    path, _, _ = trained
+    tuned, report = train_predictor([kws_data], tmp_path / "tuned", init=str(path), epochs=2, progress=False)
+    assert report["epochs"] == 2
+    manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
+    assert manifest["init"] == str(path)
+    # the normaliser comes from the initial predictor (its trunk expects those features)
+    assert manifest["normalizer"] == json.loads((path / "manifest.json").read_text())["normalizer"]
+
+
+def test_published_configuration_is_runnable(kws_data):
+    from predictors.model import PUBLISHED
+
+    predictor, report = train_predictor([kws_data], None, config=PUBLISHED, epochs=3, progress=False)
+    assert predictor.manifest["model"]["layers"] == 2 and predictor.manifest["model"]["readout"] == "mean"
+    assert report["split"]["train"] >= 30
+
+
+def test_cli_train_predict_evaluate(kws_data, trained, int8_model_path, tmp_path):
+    path, _, _ = trained
+    run = lambda *a: subprocess.run([sys.executable, "-m", "hwnas", *a], capture_output=True, text=True)  # noqa
+    proc = run("predict", int8_model_path, "--predictor", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == load_predictor(path).predict(int8_model_path)
+    proc = run("predict", int8_model_path, int8_model_path, "--predictor", str(path), "--json")
+    assert len(json.loads(proc.stdout)) == 2
+    plot = tmp_path / "eval.png"
+    proc = run("evaluate", "--predictor", str(path), "--data", str(kws_data), "--plot", str(plot), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ethos-u55-128"]["latency_ms"]["n"] == 40 and SPACE in report["by_space"]
+    assert plot.stat().st_size > 10_000
+    proc = run("train", "--data", str(kws_data), "--out", str(tmp_path / "p"), "--epochs", "2", "--quiet",
+               "--ensemble", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "p" / "weights.pt").exists()
+    proc = run("predict", int8_model_path, "--predictor", str(tmp_path / "nowhere"))
+    assert proc.returncode == 1 and "unknown predictor" in proc.stderr and "Traceback" not in proc.stderr
