@@ -18,6 +18,7 @@ import numpy as np
 
 from search_spaces.errors import HwnasError, UnknownNameError, unknown_name
 
+from predictors.graph.normalizer import _check_version
 from predictors.tflite_model import ModelSource
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
@@ -111,8 +112,12 @@ class Predictor:
         means, stds = [], []
         with torch.inference_mode():
             for start in range(0, len(graphs), batch_size):
-                chunk = [self.normalizer(g) for g in graphs[start:start + batch_size]]
-                b = Batch.from_data_list(chunk)
+                chunk = graphs[start:start + batch_size]
+                for g in chunk:
+                    _check_version(getattr(g, "feature_version", None))
+                b = self.normalizer.transform_batch(
+                    Batch.from_data_list(chunk, exclude_keys=["y", "yz", "ymask", "space", "arch_id",
+                                                              "feature_version", "label_names"]))
                 outs = np.stack([
                     self.scaler.inverse(m(b.x, b.op_type, b.edge_index, b.batch, b.u).double().numpy())
                     for m in self.members
