@@ -111,6 +111,21 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_import(args: argparse.Namespace) -> int:
+    from predictors.dataset.importer import import_table, report_skipped
+
+    stats = import_table(
+        args.out, args.space, args.csv, args.arch_column, args.metric, args.target_name,
+        space_options=_space_options(args.space_option), workers=args.workers, backend=args.backend,
+        limit=args.limit, progress=not args.quiet, command={k: v for k, v in vars(args).items() if k != "func"},
+    )
+    report_skipped(stats)
+    print(f"{args.target_name}: {stats['imported']} networks imported ({stats['reused_exports']} reused an "
+          f"existing export), {stats['already']} already there, {stats['failed']} failed to export, "
+          f"{sum(v['count'] for v in stats['skipped'].values())} rows skipped; {args.out}")
+    return 0
+
+
 def cmd_dataset_info(args: argparse.Namespace) -> int:
     from predictors.dataset import DatasetStore
 
@@ -297,6 +312,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="X", help="sampling seed (default 0)")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="per-network limit in seconds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = dsub.add_parser("import", help="a CSV of measured networks (your device) as a dataset")
+    p.set_defaults(func=cmd_dataset_import)
+    p.add_argument("--space", required=True, metavar="S", help="the space that builds the table's archs")
+    p.add_argument("--space-option", action="append", metavar="K=V", help="search-space option (repeatable)")
+    p.add_argument("--csv", required=True, metavar="FILE")
+    p.add_argument("--arch-column", required=True, metavar="C", help="column holding the architecture")
+    p.add_argument("--metric", action="append", required=True, metavar="NAME=COLUMN[*FACTOR]",
+                   help="a label and its column, optionally scaled (latency_ms=latency_s*1000); repeatable")
+    p.add_argument("--target-name", required=True, metavar="T", help="name of the measured device")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--workers", type=int, default=1, metavar="K")
+    p.add_argument("--backend", default="local", choices=("local", "ray"))
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="import at most N distinct archs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p = dsub.add_parser("info", help="counts per space and target, failures, versions")
     p.set_defaults(func=cmd_dataset_info)
     p.add_argument("dir", metavar="DIR")
