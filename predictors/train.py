@@ -202,8 +202,12 @@ def train_predictor(
     init: str | os.PathLike | None = None,
     name: str | None = None,
     progress: bool = True,
+    split: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
 ):
     """Trains (or fine-tunes, with ``init``) a PerfSAGE predictor; saves it to ``out``.
+
+    ``split`` gives explicit (train, val, test) arch_id lists instead of the 80/10/10
+    split; ``test_spaces`` holds whole search spaces out as the test set.
 
     Returns:
         ``(predictor, report)``; the report holds the test scores, training time and
@@ -222,7 +226,11 @@ def train_predictor(
         cfg["epochs"] = int(epochs)
     torch.set_num_threads(torch_threads())
     graphs, names = load_graphs(data_dirs, targets, spaces)
-    train, val, test = split_by_network(graphs, seed, test_spaces=test_spaces)
+    if split is not None:  # explicit arch_id lists (benchmarks: N training networks, fixed test set)
+        by_id = {g.arch_id: g for g in graphs}
+        train, val, test = ([by_id[a] for a in ids if a in by_id] for ids in split)
+    else:
+        train, val, test = split_by_network(graphs, seed, test_spaces=test_spaces)
     if len(train) < 2:
         raise HwnasError(f"only {len(graphs)} labelled networks: too few to train on")
     normalizer = base.normalizer if base else Normalizer.fit(train)
