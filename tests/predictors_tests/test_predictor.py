@@ -55,7 +55,7 @@ def test_save_load_round_trip_and_batching(trained, int8_model, float_model):
     both = loaded.predict([int8_model, float_model])
     alone = [one, loaded.predict(float_model)]
     for batched, single in zip(both, alone):  # batched = unbatched
-        assert batched["ethos-u55-128"] == pytest.approx(single["ethos-u55-128"], rel=1e-5)
+        assert batched["ethos-u55-128"] == pytest.approx(single["ethos-u55-128"], rel=1e-4, abs=1e-6)
     assert set(one["ethos-u55-128"]) == {"latency_ms", "latency_ms_std", "energy_mj", "energy_mj_std",
                                          "sram_kib", "sram_kib_std", "offchip_kib", "offchip_kib_std"}
     assert one["ethos-u55-128"]["latency_ms_std"] > 0  # two ensemble members disagree a little
