@@ -28,14 +28,18 @@ def run_litert(tflite: bytes) -> list[tuple[int, ...]]:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tflite, num_threads=1)
-    interpreter.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        data = rng.integers(-128, 128, size=detail["shape"], dtype=np.int64).astype(detail["dtype"])
-        interpreter.set_tensor(detail["index"], data)
-    interpreter.invoke()
-    return [tuple(int(d) for d in interpreter.get_tensor(o["index"]).shape) for o in interpreter.get_output_details()]
+    from search_spaces._quiet import native_output_captured
+
+    with native_output_captured():  # LiteRT announces its XNNPACK delegate on stderr
+        interpreter = Interpreter(model_content=tflite, num_threads=1)
+        interpreter.allocate_tensors()
+        rng = np.random.default_rng(0)
+        for detail in interpreter.get_input_details():
+            data = rng.integers(-128, 128, size=detail["shape"], dtype=np.int64).astype(detail["dtype"])
+            interpreter.set_tensor(detail["index"], data)
+        interpreter.invoke()
+        outputs = [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
+    return [tuple(int(d) for d in out.shape) for out in outputs]
 
 
 def format_table(rows, headers) -> str:

@@ -36,6 +36,7 @@ from search_spaces import _blocks
 from search_spaces._base import (
     Chooser,
     InvalidArchError,
+    InvalidOptionError,
     Option,
     SearchSpace,
     parse_name,
@@ -125,10 +126,17 @@ class NASBench201Space(SearchSpace):
 
     def _resolve_options(self, options, given):
         shape, classes = DATASETS[options.pop("dataset") or "cifar10"]
-        return {
+        resolved = {
             "input_shape": options["input_shape"] or list(shape),
             "num_classes": options["num_classes"] or classes,
         }
+        height, width, _ = resolved["input_shape"]
+        if height % 4 or width % 4:  # the residual blocks' 2x2 pools and stride-2 convs must agree
+            raise InvalidOptionError(
+                f"search space {self.name!r}: option 'input_shape' {resolved['input_shape']} needs a height and "
+                "width divisible by 4 (two stride-2 reduction blocks), e.g. '32x32x3'"
+            )
+        return resolved
 
     def _draw(self, ch: Chooser) -> None:
         for to, source in EDGES:

@@ -4,13 +4,17 @@ An inverted-residual backbone (the image-classification macro structure, ReLU6, 
 squeeze-excite) feeds multi-scale heads: as SSDLite-MobileNetV2 does, the expansion
 output of the first stride-32 block (stride 16; and the same at stride 8 when
 ``min_feature_stride`` is 8), a 1x1 conv at stride 32 and up to four SSDLite extra
-layers (1x1 -> 3x3 depthwise stride 2 -> 1x1).
-Each feature map gets a box head and a class head (depthwise -> BN -> ReLU6 -> 1x1
-conv).  The raw outputs are reshaped and concatenated: ``boxes`` ``(1, N, 4)`` and
-``scores`` ``(1, N, num_classes + 1)`` (background included), with no NMS
-post-processing operator in the graph.  Searchable: input resolution (96 to 320),
-width, per-stage depth/expansion/kernel, the finest feature stride (8, 16 or 32),
-number of extra layers, head kernel and anchors per location.
+layers (1x1 -> 3x3 depthwise stride 2 -> 1x1).  Each feature map gets a box head
+and a class head (depthwise -> BN -> ReLU6 -> 1x1 conv).  The raw outputs are
+reshaped and concatenated: ``boxes`` ``(1, N, 4)`` and ``scores``
+``(1, N, num_classes + 1)`` (background included), with no NMS post-processing
+operator in the graph.
+
+Searchable: input resolution (96 to 320), width (0.1, an MCU detector, to 1.4),
+per-stage depth/expansion/kernel, the finest feature stride (8, 16 or 32), number
+of extra layers, head kernel and anchors per location.  20 classes by default
+(PASCAL VOC); ``num_classes=90`` gives COCO heads, whose weights then dominate the
+latency of the smallest detectors on Ethos-U.
 """
 from __future__ import annotations
 
@@ -61,7 +65,9 @@ class ObjectDetectionSpace(SearchSpace):
         "outputs (no NMS); resolution 96-320, width, per-stage depth/expansion/kernel, extra layers, anchors"
     )
     option_specs = {
-        "num_classes": Option(20, parse_positive_int, "give the number of object classes without background, e.g. 90 for COCO"),
+        "num_classes": Option(
+            20, parse_positive_int, "give the number of object classes without background, e.g. 90 for COCO"
+        ),
     }
 
     def _draw(self, ch: Chooser) -> None:
@@ -86,7 +92,8 @@ class ObjectDetectionSpace(SearchSpace):
     def num_boxes(self, arch: Any) -> int:
         """N, the number of anchor boxes the detector scores."""
         arch = self.decode(arch)
-        return sum(s * s * arch["anchors"] for s in _feature_sizes(arch["resolution"], arch["min_feature_stride"], arch["extra_layers"]))
+        sizes = _feature_sizes(arch["resolution"], arch["min_feature_stride"], arch["extra_layers"])
+        return sum(size * size * arch["anchors"] for size in sizes)
 
     def output_shapes(self, arch: Any) -> list[tuple[int, ...]]:
         n = self.num_boxes(arch)

@@ -160,6 +160,9 @@ def test_dataset_and_shape_options():
         search_spaces.get("nasbench201", dataset="mnist")
     with pytest.raises(InvalidOptionError, match="'num_classes' value '0'"):
         search_spaces.get("nasbench201", num_classes="0")
+    with pytest.raises(InvalidOptionError, match="'input_shape' .* divisible by 4"):
+        search_spaces.get("nasbench201", input_shape="30x30x3")
+    assert search_spaces.get("nasbench201", input_shape="64x64x1").build(ALL_SKIP).output_shape == (1, 10)
 
 
 def test_encoded_arch_carries_the_options(nb201):
