@@ -26,6 +26,8 @@ test-slow: install
 
 bench: install
 	$(PY) benchmarks/measure_cost.py
+	$(PY) benchmarks/graph_extract.py
+	$(PY) benchmarks/spaces.py --samples 30
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist
