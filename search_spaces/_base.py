@@ -470,6 +470,17 @@ class SearchSpace(ABC):
         return self.decode(arch)
 
 
+class FixedInputClassifier(SearchSpace):
+    """A classifier whose input shape and class count are options, not choices."""
+
+    def input_shape(self, arch: Any = None) -> tuple[int, int, int]:
+        return tuple(self.options["input_shape"])
+
+    def output_shapes(self, arch: Any) -> list[tuple[int, ...]]:
+        self.decode(arch)
+        return [(1, self.options["num_classes"])]
+
+
 # --------------------------------------------------------------------------- the registry
 
 _REGISTRY: dict[str, Callable[..., SearchSpace]] = {}

@@ -26,10 +26,10 @@ from typing import Any
 
 from search_spaces import _blocks
 from search_spaces._base import (
+    FixedInputClassifier,
     Chooser,
     InvalidArchError,
     Option,
-    SearchSpace,
     parse_name,
     parse_positive_int,
     parse_shape,
@@ -72,7 +72,7 @@ def _parse_token(token: Any) -> int | None:
 
 
 @register_space
-class FBNetSpace(SearchSpace):
+class FBNetSpace(FixedInputClassifier):
     name = "fbnet"
     kind = "benchmark"
     param_prefix = "fbnet_"
@@ -122,13 +122,6 @@ class FBNetSpace(SearchSpace):
     def op_names(self, arch: Any) -> list[str]:
         """The 22 block names (the CSV's ``arch_str`` column, split)."""
         return [OPS[i] for i in self.decode(arch)["op_idx_list"]]
-
-    def input_shape(self, arch: Any = None) -> tuple[int, int, int]:
-        return tuple(self.options["input_shape"])
-
-    def output_shapes(self, arch: Any) -> list[tuple[int, ...]]:
-        self.decode(arch)
-        return [(1, self.options["num_classes"])]
 
     def _build(self, arch: dict, inputs: Any, keras: Any) -> Any:
         layers = keras.layers

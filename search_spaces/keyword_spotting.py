@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from search_spaces import _blocks
-from search_spaces._base import Chooser, Option, SearchSpace, parse_positive_int, parse_shape, register_space
+from search_spaces._base import Chooser, FixedInputClassifier, Option, parse_positive_int, parse_shape, register_space
 
 CHANNELS = (8, 16, 32, 64, 128, 172, 276)  # 64: MLPerf Tiny DS-CNN (S), 172: DS-CNN M, 276: DS-CNN L
 STEM_KERNELS = ("10x4", "5x3", "3x3")  # height (time) x width (frequency)
@@ -28,7 +28,7 @@ def _pair(text: str) -> tuple[int, int]:
 
 
 @register_space
-class KeywordSpottingSpace(SearchSpace):
+class KeywordSpottingSpace(FixedInputClassifier):
     name = "keyword_spotting"
     kind = "task"
     param_prefix = "kws_"
@@ -54,13 +54,6 @@ class KeywordSpottingSpace(SearchSpace):
         for i in range(blocks):
             ch.choice("kernel", KERNELS, index=i)
             ch.choice("stride", STRIDES, index=i)
-
-    def input_shape(self, arch: Any = None) -> tuple[int, int, int]:
-        return tuple(self.options["input_shape"])
-
-    def output_shapes(self, arch: Any) -> list[tuple[int, ...]]:
-        self.decode(arch)
-        return [(1, self.options["num_classes"])]
 
     def _build(self, arch: dict, inputs: Any, keras: Any) -> Any:
         layers = keras.layers

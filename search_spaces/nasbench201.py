@@ -34,11 +34,11 @@ from typing import Any
 
 from search_spaces import _blocks
 from search_spaces._base import (
+    FixedInputClassifier,
     Chooser,
     InvalidArchError,
     InvalidOptionError,
     Option,
-    SearchSpace,
     parse_name,
     parse_positive_int,
     parse_shape,
@@ -111,7 +111,7 @@ def _edge_key(to: int, source: int) -> str:
 
 
 @register_space
-class NASBench201Space(SearchSpace):
+class NASBench201Space(FixedInputClassifier):
     name = "nasbench201"
     kind = "benchmark"
     param_prefix = "nb201_"
@@ -162,13 +162,6 @@ class NASBench201Space(SearchSpace):
     def ops(self, arch: Any) -> list[str]:
         """The six edge ops of an arch, in arch-string order."""
         return parse_arch_str(self.decode(arch)["arch_str"], self.name)
-
-    def input_shape(self, arch: Any = None) -> tuple[int, int, int]:
-        return tuple(self.options["input_shape"])
-
-    def output_shapes(self, arch: Any) -> list[tuple[int, ...]]:
-        self.decode(arch)
-        return [(1, self.options["num_classes"])]
 
     def _build(self, arch: dict, inputs: Any, keras: Any) -> Any:
         layers = keras.layers
