@@ -5,9 +5,10 @@ default_rng([seed, i]))`` with weights seed ``seed * 1_000_003 + i``.  A build w
 ``i = 0, 1, 2, ...``, skips every arch already in the dataset (done or failed) and
 stops when the space has ``num`` healthy networks, so running the same command
 again after a kill continues where it stopped, with no duplicates; a larger
-``num`` extends the dataset.  Targets missing on stored networks are labelled too
-(the network is exported again from its arch and seed, and must reproduce the
-stored file's SHA-256).
+``num`` extends the dataset.  Targets missing on the space's first ``num`` stored
+networks are labelled too (the network is exported again from its arch and seed,
+and must reproduce the stored file's SHA-256), so ``--num 1000 --target cpu-litert``
+on a 2,500-network dataset labels 1,000 of them.
 """
 from __future__ import annotations
 
@@ -116,8 +117,13 @@ def build_dataset(
 
         # 1. stored networks that miss some requested target
         relabel: dict[str, dict] = {}
+        first = {a for (a,) in store.conn.execute(
+            "SELECT arch_id FROM networks WHERE space = ? AND status = 'ok' ORDER BY rowid LIMIT ?",
+            (space.name, int(num)))}
         for t in targets:
             for arch_id, arch, wseed, sha in store.unlabelled(space.name, t):
+                if arch_id not in first:
+                    continue  # a target is added to the space's first ``num`` networks only
                 entry = relabel.setdefault(arch_id, {"arch": arch, "seed": wseed, "sha": sha, "targets": []})
                 entry["targets"].append(t)
         if relabel:
