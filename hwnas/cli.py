@@ -211,11 +211,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from predictors.evaluate import evaluate_predictor
-    from predictors.predictor import load_predictor
+    from predictors.predictor import json_safe, load_predictor
 
     report = evaluate_predictor(load_predictor(args.predictor), args.data, plot=args.plot)
     if args.json:
-        _print_json(_json_safe(report))
+        _print_json(json_safe(report))
         return 0
     rows = []
     for target, metrics in report.items():
@@ -227,16 +227,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 # --- parser -----------------------------------------------------------------------

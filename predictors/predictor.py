@@ -174,17 +174,17 @@ def save_predictor(directory: str | os.PathLike, manifest: dict[str, Any], membe
     state = {f"member{i}.{k}": v.detach().cpu().clone() for i, m in enumerate(members)
              for k, v in m.state_dict().items()}
     torch.save(state, path / WEIGHTS)
-    (path / MANIFEST).write_text(json.dumps(_finite(manifest), indent=1, sort_keys=True))
+    (path / MANIFEST).write_text(json.dumps(json_safe(manifest), indent=1, sort_keys=True))
 
 
-def _finite(value):
-    """JSON has no NaN: write them as null."""
+def json_safe(value):
+    """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

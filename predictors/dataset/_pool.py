@@ -218,5 +218,3 @@ def make_pool(backend: str, workers: int, address: str | None = None, timeout_s:
         return RayPool(workers, address, timeout_s)
     raise unknown_name("backend", backend, ["local", "ray"])
 
-
-PoolFactory = Callable[[], Any]
