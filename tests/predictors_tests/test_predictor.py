@@ -64,6 +64,20 @@ def test_save_load_round_trip_and_batching(trained, int8_model, float_model):
     assert manifest["training"]["split"]["test"] >= 1
 
 
+def test_the_fast_inference_path_matches_the_training_path(trained, int8_model, float_model):
+    from predictors.graph import from_tflite
+
+    loaded = load_predictor(trained[0])
+    graphs = [from_tflite(int8_model), from_tflite(float_model), from_tflite(int8_model)]
+    fused = loaded._forward(graphs)
+    loaded.fast = False  # the training path: PyG Batch, NumPy normaliser
+    plain = loaded._forward(graphs)
+    assert len(fused) == len(plain) == 2
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(fused[0], fused[1])  # two members, two answers
+
+
 def test_a_checkpoint_of_another_feature_version_is_refused(trained, tmp_path):
     import shutil
 
@@ -123,3 +137,24 @@ def test_cli_train_predict_evaluate(kws_data, trained, int8_model_path, tmp_path
     assert (tmp_path / "p" / "weights.pt").exists()
     proc = run("predict", int8_model_path, "--predictor", str(tmp_path / "nowhere"))
     assert proc.returncode == 1 and "unknown predictor" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum", "max"])
+def test_the_direct_sage_arithmetic_equals_pyg_sageconv(aggr):
+    """PerfSAGE calls SAGEConv's linear maps itself (no propagate overhead): same numbers."""
+    from torch_geometric.nn import SAGEConv
+
+    from predictors.model import PerfSAGE
+
+    torch.manual_seed(0)
+    model = PerfSAGE(2, {"layers": 1, "hidden": 8, "aggr": aggr, "residual": False, "head": "linear",
+                         "readout": "sum", "graph_features": False, "l2_normalize": False}).eval()
+    conv: SAGEConv = model.convs[0]
+    n = 6
+    x = torch.randn(n, conv.in_channels - model.embedding.embedding_dim)
+    op_type = torch.randint(0, 10, (n,))
+    edge_index = torch.tensor([[0, 1, 2, 2, 4], [1, 2, 3, 4, 5]])
+    batch = torch.zeros(n, dtype=torch.long)
+    h = torch.relu(conv(torch.cat([x, model.embedding(op_type)], dim=-1), edge_index))
+    expected = model.head(h.sum(dim=0, keepdim=True))
+    torch.testing.assert_close(model(x, op_type, edge_index, batch), expected)
