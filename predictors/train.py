@@ -126,7 +126,10 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(train, batch_size=cfg["batch_size"], shuffle=True, generator=gen)
+    # small tables (few-shot, fine-tuning on tens of networks) get smaller batches, so that an
+    # epoch is still several optimiser steps
+    batch_size = max(1, min(int(cfg["batch_size"]), max(8, len(train) // 8)))
+    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen)
     val_loader = DataLoader(val, batch_size=1024)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
@@ -242,11 +245,16 @@ def train_predictor(
     for i in range(int(cfg["ensemble"])):
         torch.manual_seed(seed * 100 + i)
         model = PerfSAGE(len(names), cfg)
+        if cfg["readout"] == "lse":
+            if not scaler.log:
+                raise HwnasError('the "lse" readout needs log targets (target_transform "log")')
+            model.set_label_scale(scaler.mean, scaler.std, np.log(np.nanmax(y_train, axis=0)))
         if base:  # fine-tune: the trunk from the shipped predictor, a fresh head if labels differ
             state = {k: v for k, v in base.members[i % len(base.members)].state_dict().items()
                      if k in model.state_dict() and model.state_dict()[k].shape == v.shape}
+            state = {k: v for k, v in state.items() if not k.startswith("label_")}  # this data's scale
             if base.label_names != names:
-                state = {k: v for k, v in state.items() if not k.startswith("head.")}
+                state = {k: v for k, v in state.items() if not k.startswith(("head.", "node_head.2."))}
             model.load_state_dict(state, strict=False)
         history, best = _fit_member(model, p_train, p_val, cfg, scaler, seed * 100 + i, cfg["epochs"],
                                     progress, i)

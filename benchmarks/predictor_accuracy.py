@@ -1,0 +1,206 @@
+"""Accuracy of PerfSAGE: in-space, leave-one-space-out, out-of-space, calibration.
+
+    python benchmarks/predictor_accuracy.py [--data data/edgedlperf] [--target T]...
+        [--epochs 200] [--save-dir predictors/pretrained] [--no-published] [--no-loso]
+
+Per target (one predictor per target, like the shipped ones):
+1. in-space: our configuration and the published one (Chai et al. 2023), trained on
+   the same 80/10/10 split by network, scored on the test split per space and metric;
+2. leave-one-space-out: trained on three task spaces, tested on the fourth;
+3. out-of-space: the in-space predictor on networks from no search space
+   (keras.applications and TinyML classics, int8, labelled by the target itself);
+4. calibration: share of test truths inside the predicted mean +- 2 std;
+and the training time on this machine.  ``--save-dir`` writes the in-space
+predictors as ``perfsage-<target>``: the shipped ones come from this run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TASK_SPACES = ("image_classification", "keyword_spotting", "object_detection", "super_resolution")
+
+
+def zoo_models():
+    """Networks from no search space: (name, keras model builder)."""
+    from search_spaces import import_keras
+    from tests import zoo
+
+    keras = import_keras()
+    apps = keras.applications
+    return [
+        ("DS-CNN (KWS)", zoo.ds_cnn),
+        ("ResNet-8 (CIFAR)", zoo.resnet8),
+        ("MobileNetV1-0.25@96", zoo.mobilenet_v1_025),
+        ("FC autoencoder", zoo.fc_autoencoder),
+        ("MobileNetV2-0.35@96", lambda: apps.MobileNetV2(weights=None, input_shape=(96, 96, 3), alpha=0.35,
+                                                         classes=10)),
+        ("MobileNetV2-1.0@128", lambda: apps.MobileNetV2(weights=None, input_shape=(128, 128, 3), classes=100)),
+        ("MobileNetV3Small@96", lambda: apps.MobileNetV3Small(weights=None, input_shape=(96, 96, 3), classes=10,
+                                                              include_preprocessing=False)),
+        ("EfficientNetB0@96", lambda: apps.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classes=10)),
+        ("ResNet50@96", lambda: apps.ResNet50(weights=None, input_shape=(96, 96, 3), classes=10)),
+        ("DenseNet121@64", lambda: apps.DenseNet121(weights=None, input_shape=(64, 64, 3), classes=10)),
+    ]
+
+
+def zoo_labelled(targets: list[str], cache: str) -> list[dict]:
+    """Exports and labels the zoo once; cached as .tflite + JSON under ``cache``."""
+    from hwnas.export import to_tflite
+    from predictors import targets as registry
+
+    os.makedirs(cache, exist_ok=True)
+    out = []
+    for name, build in zoo_models():
+        stem = os.path.join(cache, "".join(c if c.isalnum() else "_" for c in name))
+        path, meta = stem + ".tflite", stem + ".json"
+        if not os.path.exists(path):
+            with open(path + ".part", "wb") as f:
+                f.write(to_tflite(build(), num_samples=2))
+            os.replace(path + ".part", path)
+        labels = json.load(open(meta)) if os.path.exists(meta) else {}
+        tflite = open(path, "rb").read()
+        for t in targets:
+            if t not in labels:
+                labels[t] = registry.get(t).measure(tflite)
+                with open(meta + ".part", "w") as f:
+                    json.dump(labels, f)
+                os.replace(meta + ".part", meta)
+        out.append({"name": name, "path": path, "labels": labels})
+    return out
+
+
+def _machine(info: dict) -> str:
+    versions = info.get("versions", {})
+    return versions.get("machine") or platform.processor() or platform.machine()
+
+
+def fmt(v, digits=2):
+    return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def score_rows(report: dict, target: str, label: str, by_space: bool = True):
+    rows = []
+    groups = report.get("by_space", {}).items() if by_space else [("all", report)]
+    for space, rep in groups:
+        for metric, s in sorted(rep.get(target, {}).items()):
+            rows.append((label, target, space, metric, s["n"], fmt(s["mape"]), fmt(s["acc10"], 1), fmt(s["spearman"], 3),
+                         fmt(s.get("within_2std"), 1)))
+    return rows
+
+
+HEADER = ("model", "target", "test space", "metric", "n", "MAPE %", "acc10 %", "Spearman", "in +-2std %")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data/edgedlperf")
+    parser.add_argument("--target", action="append", help="default: every target with labels")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--config", default="{}", help="JSON overrides of predictors.model.DEFAULT")
+    parser.add_argument("--save-dir", help="write the in-space predictors here as perfsage-<target>")
+    parser.add_argument("--no-published", action="store_true", help="skip the published-configuration baseline")
+    parser.add_argument("--no-loso", action="store_true", help="skip leave-one-space-out")
+    parser.add_argument("--loso-targets", default="ethos-u55-128", help="comma list; 'all' for every target")
+    parser.add_argument("--no-zoo", action="store_true", help="skip the out-of-space networks")
+    parser.add_argument("--zoo-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "hwnas", "zoo"))
+    parser.add_argument("--json", help="also write every report to this JSON file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from hwnas.cli import format_table
+    from predictors.dataset import DatasetStore
+    from predictors.graph import from_tflite
+    from predictors.model import PUBLISHED
+    from predictors.train import evaluate_graphs, torch_threads, train_predictor
+
+    config = json.loads(args.config)
+    info = DatasetStore(args.data).info()
+    targets = args.target or sorted({t for counts in info["by_space"].values() for t in counts})
+    print(f"data: {args.data} ({info['samples']} networks); machine: {_machine(info)}, "
+          f"torch threads {torch_threads()}; epochs {args.epochs}\n")
+    results: dict = {"targets": {}}
+    rows, time_rows, zoo_rows, loso_rows = [], [], [], []
+    in_space = {}
+    for target in targets:
+        name = f"perfsage-{target}"
+        out = os.path.join(args.save_dir, name) if args.save_dir else None
+        t0 = time.time()
+        predictor, report = train_predictor([args.data], out, config=config, epochs=args.epochs, targets=[target],
+                                            name=name, progress=False)
+        in_space[target] = predictor
+        n_train = report["split"]["train"]
+        time_rows.append((f"ours: {target}", n_train, predictor.manifest["ensemble"], f"{time.time() - t0:.0f}"))
+        rows += score_rows(report["test"], target, "ours")
+        results["targets"][target] = {"ours": report}
+        if not args.no_published:
+            t0 = time.time()
+            _, pub = train_predictor([args.data], None, config=dict(PUBLISHED), epochs=args.epochs,
+                                     targets=[target], progress=False)
+            time_rows.append((f"published: {target}", n_train, 1, f"{time.time() - t0:.0f}"))
+            rows += score_rows(pub["test"], target, "published")
+            results["targets"][target]["published"] = pub
+    print("In-space: test split (10 % of the networks, by network), per space")
+    print(format_table(rows, HEADER))
+
+    loso_targets = targets if args.loso_targets == "all" else [t for t in args.loso_targets.split(",") if t in targets]
+    if not args.no_loso:
+        for target in loso_targets:
+            for space in TASK_SPACES:
+                if info["by_space"].get(space, {}).get(target, 0) == 0:
+                    continue
+                t0 = time.time()
+                p, rep = train_predictor([args.data], None, config=config, epochs=args.epochs, targets=[target],
+                                         test_spaces=[space], progress=False)
+                loso_rows += score_rows(rep["test"], target, f"ours, without {space}")
+                time_rows.append((f"leave out {space}: {target}", rep["split"]["train"],
+                                  p.manifest["ensemble"], f"{time.time() - t0:.0f}"))
+                results["targets"][target][f"loso:{space}"] = rep
+        print("\nLeave-one-space-out: trained on the other three task spaces, tested on all of this one")
+        print(format_table(loso_rows, HEADER))
+
+    if not args.no_zoo:
+        zoo = zoo_labelled(targets, args.zoo_cache)
+        for target, predictor in in_space.items():
+            graphs = []
+            for item in zoo:
+                g = from_tflite(item["path"])
+                g.space = item["name"]
+                g.label_names = predictor.label_names
+                g.y = torch.tensor([[item["labels"][target].get(n.split("/", 1)[1], float("nan"))
+                                     for n in predictor.label_names]], dtype=torch.float32)
+                graphs.append(g)
+            rep = evaluate_graphs(predictor, graphs)
+            mean, _ = predictor.predict_graphs(graphs)
+            lat = predictor.label_names.index(f"{target}/latency_ms")
+            for g, m in zip(graphs, mean):
+                truth = float(g.y[0, lat])
+                zoo_rows.append((target, g.space, g.num_nodes, f"{truth:.2f}", f"{m[lat]:.2f}",
+                                 f"{(m[lat] - truth) / truth * 100:+.1f}"))
+            zoo_rows.append((target, "all (MAPE % / Spearman, latency)", "", "", fmt(rep[target]["latency_ms"]["mape"]),
+                             fmt(rep[target]["latency_ms"]["spearman"], 3)))
+            results["targets"][target]["zoo"] = rep
+        print("\nOut-of-space: networks from no search space, int8, labelled by the target itself")
+        print(format_table(zoo_rows, ("target", "network", "operators", "measured ms", "predicted ms", "error %")))
+
+    print("\nTraining time on this machine")
+    print(format_table(time_rows, ("predictor", "training networks", "members", "seconds")))
+    if args.json:
+        from predictors.predictor import json_safe
+
+        with open(args.json, "w") as f:
+            json.dump(json_safe(results), f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
