@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--predictor", default="perfsage-ethos-u55-128")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--batch", type=int, default=10_000, help="graphs in the throughput test")
+    parser.add_argument("--seed", type=int, default=0, help="which search-space samples")
     args = parser.parse_args(argv)
 
     from hwnas.cli import format_table
@@ -53,6 +54,14 @@ def main(argv=None) -> int:
         ("MobileNetV2-0.5 (96)", keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3),
                                                                 alpha=0.5, classes=10)),
     ]
+    import numpy as _np
+
+    import search_spaces
+
+    for space_name in ("keyword_spotting", "image_classification", "object_detection", "super_resolution"):
+        space = search_spaces.get(space_name)
+        arch = space.sample(_np.random.default_rng(args.seed))
+        nets.append((f"{space_name} sample", space.build(arch)))
     files = [(label, to_tflite(model, num_samples=2)) for label, model in nets]
     u55, cpu = targets.get("ethos-u55-128"), targets.get("cpu-litert")
     predictor.predict(files[0][1])
@@ -72,6 +81,9 @@ def main(argv=None) -> int:
                               "LiteRT ms", "vs LiteRT")))
 
     graphs = [from_tflite(t) for _, t in files]
+    print(f"\nbatched: {args.batch:,} graphs cycling over the {len(graphs)} above "
+          f"(mean {np.mean([g.num_nodes for g in graphs]):.0f} operators), torch threads "
+          f"{__import__('torch').get_num_threads()}")
     batch = [graphs[i % len(graphs)] for i in range(args.batch)]
     predictor.predict_graphs(batch[:256])
     t0 = time.perf_counter()

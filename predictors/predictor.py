@@ -78,6 +78,8 @@ class Predictor:
         self.label_names: list[str] = manifest["label_names"]
         self.normalizer = Normalizer.from_json(manifest["normalizer"])
         self.scaler = LabelScaler.from_json(manifest["label_scaler"])
+        # the ensemble spread rescaled on the validation split (train.py: _std_scale)
+        self.std_scale = np.asarray(manifest.get("std_scale") or [1.0] * len(self.label_names), np.float64)
         self.members = []
         for i in range(manifest["ensemble"]):
             model = PerfSAGE(len(self.label_names), manifest["model"])
@@ -119,7 +121,7 @@ class Predictor:
                     _check_version(getattr(g, "feature_version", None))
                 outs = np.stack([self.scaler.inverse(z) for z in self._forward(chunk)])
                 means.append(outs.mean(axis=0))
-                stds.append(outs.std(axis=0) if len(outs) > 1 else np.zeros_like(outs[0]))
+                stds.append(outs.std(axis=0) * self.std_scale if len(outs) > 1 else np.zeros_like(outs[0]))
         if not means:
             empty = np.zeros((0, len(self.label_names)))
             return empty, empty

@@ -158,3 +158,20 @@ def test_the_direct_sage_arithmetic_equals_pyg_sageconv(aggr):
     h = torch.relu(conv(torch.cat([x, model.embedding(op_type)], dim=-1), edge_index))
     expected = model.head(h.sum(dim=0, keepdim=True))
     torch.testing.assert_close(model(x, op_type, edge_index, batch), expected)
+
+
+def test_the_ensemble_spread_is_rescaled_to_cover_95_percent_of_validation_errors():
+    from types import SimpleNamespace
+
+    from predictors.train import _std_scale
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(1, 10, size=(2000, 2))
+    err = rng.normal(0, 1, size=y.shape) * np.array([2.0, 0.5])  # true sigma 2 and 0.5
+    val = [SimpleNamespace(y=torch.tensor(row[None], dtype=torch.float64)) for row in y]
+    fake = SimpleNamespace(manifest={"ensemble": 3}, label_names=["t/a", "t/b"],
+                           predict_graphs=lambda graphs: (y + err, np.ones_like(y)))  # spread says sigma 1
+    scale = _std_scale(fake, val)
+    assert scale[0] == pytest.approx(2.0, rel=0.1) and scale[1] == pytest.approx(0.5, rel=0.1)
+    single = SimpleNamespace(manifest={"ensemble": 1}, label_names=["t/a", "t/b"])
+    assert _std_scale(single, val) == [1.0, 1.0]  # one member has no spread to rescale
