@@ -15,8 +15,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# the latency-constrained search with the shipped predictor (`make demo DEMO_ARGS="--predictor PATH"`)
 demo: install
-	$(PY) examples/measure_candidate.py
+	HWNAS_TORCH_THREADS=1 $(PY) examples/latency_constrained_search.py $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest -q

@@ -10,9 +10,11 @@ import argparse
 import json
 import math
 import sys
+import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from search_spaces.errors import HwnasError
+from search_spaces.errors import HwnasError, unknown_name
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -229,6 +231,120 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget_args(args: argparse.Namespace) -> dict[str, float]:
+    budgets: dict[str, float] = {}
+    for metric, value in (("latency", args.max_latency_ms), ("energy", args.max_energy_mj),
+                          ("memory", args.max_memory_kib)):
+        if value is not None:
+            budgets[metric] = value
+    for pair in args.max or []:
+        key, sep, value = pair.partition("=")
+        try:
+            budgets[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise HwnasError(f"--max expects METRIC=VALUE (e.g. offchip_kib=512), got {pair!r}")
+    return budgets
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import search_spaces
+    from predictors import targets
+
+    from hwnas import search
+
+    # names first: a typo is reported before TensorFlow and torch load
+    space = search_spaces.get(args.space, **_space_options(args.space_option))
+    if args.target not in targets.names():
+        raise unknown_name("target", args.target, targets.names())
+    if args.sampler not in search.SAMPLERS:
+        raise unknown_name("sampler", args.sampler, search.SAMPLERS)
+    if args.trials < 1:
+        raise HwnasError(f"--trials must be at least 1, got {args.trials}")
+    objectives = args.objective or (["accuracy"] if args.accuracy_csv else None)
+    if objectives and "accuracy" in objectives and not args.accuracy_csv:
+        raise HwnasError(
+            "the accuracy objective needs measured accuracies: give a table with --accuracy-csv FILE "
+            "[--accuracy-column C] (e.g. NATS-Bench for nasbench201), or use the Python API "
+            "(hwnas.search.HardwareObjective(accuracy=your_training_function))"
+        )
+    budgets = _budget_args(args)
+    for metric, value in budgets.items():
+        if not value > 0 or not math.isfinite(value):
+            raise HwnasError(f"the budget for {metric} must be a positive number, got {value:g}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{out / 'study.db'}"
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the summary says it all; --json keeps stdout clean
+    storage_obj = search.open_storage(storage)  # a bad URL fails before the heavy imports
+
+    accuracy = None
+    if args.accuracy_csv:
+        accuracy = search.accuracy_from_table(args.accuracy_csv, space, column=args.accuracy_column,
+                                              arch_column=args.arch_column)
+    from optuna.artifacts import FileSystemArtifactStore
+
+    artifact_dir = out / "artifacts"
+    artifact_dir.mkdir(exist_ok=True)
+    objective = search.HardwareObjective(
+        space, args.target, args.predictor, budgets=budgets, objectives=objectives, accuracy=accuracy,
+        margin_std=args.margin_std, artifact_store=None if args.no_artifacts else FileSystemArtifactStore(artifact_dir),
+        seed=0,
+    )
+    study = search.make_study(objective, storage_obj, args.study_name, args.sampler, seed=args.seed,
+                              n_trials=args.trials)
+    if not args.json:
+        budget_text = ", ".join(f"{b.metric} <= {b.limit:g}" for b in objective.budgets) or "none"
+        print(f"study {study.study_name!r} ({storage}): {args.trials} trials, {args.sampler}; "
+              f"{space.name} on {args.target}, objectives {', '.join(f'{d[:3]} {n}' for n, d in zip(objective.objective_names, objective.directions))}; "
+              f"budget {budget_text}", flush=True)
+    started = time.perf_counter()
+    search.run_search(study, objective, args.trials, give_up_after=args.give_up_after,
+                      show_progress_bar=not args.quiet and not args.json and sys.stderr.isatty())
+    elapsed = time.perf_counter() - started
+    plots = search.plot_search(study, out, {b.metric: b.limit for b in objective.budgets})
+    best = search.best_candidates(study, limit=args.top)
+    trials = study.get_trials(deepcopy=False)
+    counts = {"trials": len(trials),
+              "feasible": sum(1 for t in trials if search.is_feasible(t)),
+              "over_budget": sum(1 for t in trials if t.user_attrs.get("feasible") is False)}
+    if args.json:
+        _print_json({
+            "study": study.study_name, "storage": storage, "objectives": objective.objective_names,
+            "directions": objective.directions, "counts": counts, "plots": plots,
+            "best": [search.trial_record(t, objective.objective_names) for t in best],
+        })
+        return 0
+    metrics = objective.metrics
+    header = ["trial", "arch_id", *objective.objective_names,
+              *[f"pred {m}" for m in metrics if m not in objective.objective_names]]
+    rows = []
+    for t in best:
+        cells = [t.number, t.user_attrs.get("arch_id", "")]
+        cells += list(t.values)
+        for m in metrics:
+            if m in objective.objective_names:
+                continue
+            v, s = t.user_attrs.get(f"predicted_{m}"), t.user_attrs.get(f"predicted_{m}_std", 0.0)
+            cells.append(f"{_format_value(v)} +- {_format_value(s)}" if v is not None else "")
+        rows.append(cells)
+    print(f"{counts['trials']} trials in the study ({counts['feasible']} within budget, {counts['over_budget']} "
+          f"over budget, not trained); this run {elapsed:.0f} s")
+    if rows:
+        kind = "Pareto front" if len(objective.objectives) > 1 else "best"
+        print(f"{kind} of the feasible candidates (predicted by {getattr(objective.predictor, 'name', '?')}):")
+        print(format_table(rows, header))
+        first = best[0]
+        print(f"arch of trial {first.number}: {json.dumps({k: v for k, v in first.user_attrs['arch'].items() if k not in ('space', 'options')})}")
+    else:
+        print("no feasible candidate yet")
+    print(f"plots: {plots['pareto']}, {plots['history']}; artifacts: {artifact_dir if not args.no_artifacts else 'none'}")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------
 
 
@@ -284,6 +400,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictor", required=True, metavar="NAME|PATH")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR")
     p.add_argument("--plot", metavar="FILE.png", help="predicted-vs-measured plot per metric")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    p = add("search", cmd_search, "an Optuna NAS study with hardware budgets and predicted metrics (PerfSAGE)")
+    p.add_argument("--space", required=True, metavar="S", help="search space (see search_spaces.names())")
+    p.add_argument("--space-option", action="append", metavar="K=V", help="search-space option (repeatable)")
+    p.add_argument("--target", "-t", required=True, metavar="T", help="target whose metrics are predicted")
+    p.add_argument("--predictor", metavar="NAME|PATH", help="default: the shipped perfsage-<target>")
+    p.add_argument("--max-latency-ms", type=float, metavar="X", help="latency budget (ms)")
+    p.add_argument("--max-energy-mj", type=float, metavar="Y", help="energy budget (mJ)")
+    p.add_argument("--max-memory-kib", type=float, metavar="Z",
+                   help="memory budget (KiB): sram_kib on Ethos-U, arena_kib on cpu-litert")
+    p.add_argument("--max", action="append", metavar="METRIC=VALUE", help="a budget on any metric (repeatable)")
+    p.add_argument("--margin-std", type=float, default=0.0, metavar="K",
+                   help="over budget when predicted + K * std > budget (default 0)")
+    p.add_argument("--objective", action="append", metavar="O",
+                   help="accuracy, latency, energy, memory, macs, params or a metric (repeatable; default: "
+                   "accuracy with --accuracy-csv, else macs, the biggest network within budget)")
+    p.add_argument("--accuracy-csv", metavar="FILE", help="table of measured accuracies (e.g. NATS-Bench)")
+    p.add_argument("--accuracy-column", metavar="C", help="its accuracy column")
+    p.add_argument("--arch-column", metavar="C", help="its architecture column (default ArchitectureString, arch_str)")
+    p.add_argument("--trials", type=int, required=True, metavar="N", help="trials this process runs")
+    p.add_argument("--storage", metavar="URL", help="sqlite:///FILE, postgresql://..., journal:FILE "
+                   "(default: sqlite in --out)")
+    p.add_argument("--study-name", metavar="NAME", help="default hwnas-<space>-<target>; joined if it exists")
+    p.add_argument("--sampler", default="tpe", metavar="tpe|nsga2|gp|random", help="default tpe")
+    p.add_argument("--seed", type=int, default=None, metavar="X", help="sampler seed (one per worker)")
+    p.add_argument("--out", default="hwnas-search", metavar="DIR", help="plots, artifacts, default storage")
+    p.add_argument("--no-artifacts", action="store_true", help="do not store the .tflite files")
+    p.add_argument("--give-up-after", type=int, default=20, metavar="N",
+                   help="stop when N trials were over budget and none within (default 20)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="rows of the summary (single objective)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
     dataset = sub.add_parser("dataset", help="build and inspect EdgeDLPerf-style datasets")
