@@ -1,51 +1,112 @@
 """PerfSAGE on real devices measured by other people (NAS-Bench-201 and FBNet tables).
 
-    python benchmarks/real_devices.py --data DIR [--devices raspi4,pixel3,...] [--epochs 150]
+    python benchmarks/real_devices.py [--work DIR] [--tables nb201,pi5,fbnet] [--devices ...]
+        [--networks 3000] [--train-sizes 100,900] [--test-size 2000] [--workers 2]
 
 Sources (see ../shared/data/README.md): HELP (HayeonLee/HELP, MIT) latency of all
 15,625 NAS-Bench-201 cells on 27 device settings, whose raspi4, pixel3, eyeriss and
 fpga columns come from HW-NAS-Bench (GATECH-EIC/HW-NAS-Bench, MIT); the FBNet table
-of HELP; Raspberry Pi 5 latency and energy from HW-NAS-Bench-360
-(roldebijvank/HW-NAS-Bench-360, unreviewed student benchmark, no licence: used here
-for testing only, never shipped).
+of HELP (its raspi4, pixel3, eyeriss and fpga columns are sums of per-block lookup
+tables, the others whole-network measurements); Raspberry Pi 5 latency and energy from
+HW-NAS-Bench-360 (roldebijvank/HW-NAS-Bench-360, an unreviewed student benchmark with
+no licence: used here for testing only, never shipped).
 
-``DIR`` is a dataset made by ``hwnas dataset import`` from the NB201 table (any one
-device); the script imports the other devices' labels into it (reusing the exports),
-then per device trains on 100 and on 900 networks and tests on 2,000 others that no
-training run saw: MAPE, acc10, Spearman.
+Per table, ``--networks`` rows are drawn by a fixed hash of the architecture, exported
+once (``hwnas dataset import`` into ``--work``; resumable, every device of the table
+reuses the exports), and per device a predictor is trained on 100 and on 900 networks
+(validation: a tenth more) and tested on 2,000 others that no training run saw.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
-DEVICES = {  # target name -> (csv, column, scale)
-    "raspi4": ("nb201/help_nb201_latency_ms.csv", "raspi4_ms"),
-    "pixel3": ("nb201/help_nb201_latency_ms.csv", "pixel3_ms"),
-    "eyeriss": ("nb201/help_nb201_latency_ms.csv", "eyeriss_ms"),
-    "fpga": ("nb201/help_nb201_latency_ms.csv", "fpga_ms"),
-    "titan_rtx_1": ("nb201/help_nb201_latency_ms.csv", "titan_rtx_1_ms"),
-    "gold_6240": ("nb201/help_nb201_latency_ms.csv", "gold_6240_ms"),
+NB201_CSV = os.path.join(SHARED, "nb201", "help_nb201_latency_ms.csv")
+PI5_CSV = os.path.join(SHARED, "nb201", "pi5_onnx_torchmobile_latency_energy.csv")
+FBNET_CSV = os.path.join(SHARED, "fbnet", "help_fbnet_cifar100_latency_ms.csv")
+# table -> (space, space options, arch column, {device: [metric=column, ...]})
+TABLES = {
+    "nb201": ("nasbench201", {}, "arch_str", {
+        d: [f"latency_ms={d}_ms"] for d in ("raspi4", "pixel3", "eyeriss", "fpga", "titan_rtx_1", "gold_6240",
+                                            "samsung_a50", "pixel2")}),
+    "pi5": ("nasbench201", {"dataset": "cifar100"}, "arch_str", {
+        "pi5_onnx": ["latency_ms=lat_ms_median", "energy_mj=energy_mj"],
+        "pi5_torchmobile": ["latency_ms=lat_ms_median", "energy_mj=energy_mj"]}),
+    "fbnet": ("fbnet", {}, "op_idx_list", {
+        d: [f"latency_ms={d}_ms"] for d in ("raspi4", "pixel3", "eyeriss", "fpga", "titan_rtx_1", "gold_6240",
+                                            "samsung_a50", "pixel2")}),
 }
-PUBLISHED = {  # Spearman rho reported by HELP (Lee et al., NeurIPS 2021), for reference
-    "HELP (10 samples, unseen devices, mean)": 0.932,
-    "BRP-NAS-style GCN (HELP's comparison)": "0.79-0.81",
-}
+
+
+def _kind(table: str, device: str) -> str:
+    if device in ("eyeriss", "fpga"):
+        return " (estimated)"
+    if table == "fbnet" and device in ("raspi4", "pixel3"):
+        return " (LUT sum)"
+    return ""
+
+
+PUBLISHED = [  # Spearman rho, for reference, from the papers (not reproduced here)
+    ("HELP, 10 samples, unseen devices (Lee et al., NeurIPS 2021), mean over devices", "0.932"),
+    ("BRP-NAS-style GCN predictor, in HELP's comparison", "0.79-0.81"),
+]
+
+
+def _rank(key: str) -> str:
+    return hashlib.sha1(f"real-devices:{key}".encode()).hexdigest()
+
+
+def _subset_csv(table: str, networks: int, out_dir: str) -> dict[str, str]:
+    """Per device of ``table``, a CSV of ``networks`` rows chosen by a fixed hash of the arch."""
+    os.makedirs(out_dir, exist_ok=True)
+    if table == "pi5":
+        with open(NB201_CSV, newline="") as f:
+            arch_of = {row["nb201_index"]: row["arch_str"] for row in csv.DictReader(f)}
+        per_device: dict[str, list[dict]] = {}
+        with open(PI5_CSV, newline="") as f:
+            for row in csv.DictReader(f):
+                if row["task"] == "cifar100":
+                    row["arch_str"] = arch_of[row["nb201_index"]]
+                    per_device.setdefault(f"pi5_{row['framework']}", []).append(row)
+    else:
+        with open(NB201_CSV if table == "nb201" else FBNET_CSV, newline="") as f:
+            rows = list(csv.DictReader(f))
+        per_device = {d: rows for d in TABLES[table][3]}
+    arch_column = TABLES[table][2]
+    paths = {}
+    for device, rows in per_device.items():
+        chosen = sorted(rows, key=lambda r: _rank(r[arch_column]))[:networks]
+        path = os.path.join(out_dir, f"{table}-{device}.csv")
+        if not os.path.exists(path):
+            with open(path + ".part", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(chosen[0]))
+                writer.writeheader()
+                writer.writerows(chosen)
+            os.replace(path + ".part", path)
+        paths[device] = path
+    return paths
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="dataset from `hwnas dataset import --space nasbench201`")
-    parser.add_argument("--devices", default=",".join(DEVICES))
+    parser.add_argument("--work", default=os.path.join(os.path.expanduser("~"), ".cache", "hwnas", "real_devices"),
+                        help="where the imported datasets are kept (resumable)")
+    parser.add_argument("--tables", default="nb201,pi5,fbnet")
+    parser.add_argument("--devices", help="comma list; default: every device of the chosen tables")
+    parser.add_argument("--networks", type=int, default=3000, help="rows drawn per table")
     parser.add_argument("--train-sizes", default="100,900")
     parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--ensemble", type=int, default=1)
+    parser.add_argument("--init", help="fine-tune from this predictor (NAME|PATH) instead of training from scratch")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
 
     from hwnas.cli import format_table
@@ -53,30 +114,39 @@ def main(argv=None) -> int:
     from predictors.dataset.importer import import_table
     from predictors.train import train_predictor
 
+    wanted = set(args.devices.split(",")) if args.devices else None
     rows = []
-    for device in args.devices.split(","):
-        csv_name, column = DEVICES[device]
-        import_table(args.data, "nasbench201", os.path.join(SHARED, csv_name), "arch_str",
-                     [f"latency_ms={column}"], device, progress=False)
-        with DatasetStore(args.data) as store:
-            ids = sorted((r["arch_id"] for r in store.rows() if device in r["labels"]),
-                         key=lambda a: hashlib.sha1(f"bench:{a}".encode()).hexdigest())
-        test = ids[: args.test_size]
-        pool = ids[args.test_size:]
-        for n in map(int, args.train_sizes.split(",")):
-            if len(pool) < n + max(10, n // 10):
-                rows.append((device, n, "-", "-", "-", f"only {len(pool)} networks beside the test set"))
+    for table in args.tables.split(","):
+        space, options, arch_column, devices = TABLES[table]
+        data = os.path.join(args.work, table)
+        csvs = _subset_csv(table, args.networks, os.path.join(args.work, "csv"))
+        for device, metrics in devices.items():
+            if wanted and device not in wanted:
                 continue
-            n_val = max(10, n // 10)
-            train, val = pool[:n], pool[n:n + n_val]
-            _, report = train_predictor([args.data], None, targets=[device], split=(train, val, test),
-                                        epochs=args.epochs, config={"ensemble": args.ensemble}, progress=False)
-            s = report["test"][device]["latency_ms"]
-            rows.append((device, n, f"{s['mape']:.2f}", f"{s['acc10']:.1f}", f"{s['spearman']:.3f}", s["n"]))
-    print(format_table(rows, ("device", "train networks", "MAPE %", "acc10 %", "Spearman", "test n")))
+            import_table(data, space, csvs[device], arch_column, metrics, device, space_options=options,
+                         workers=args.workers, progress=True)
+            with DatasetStore(data) as store:
+                ids = sorted((r["arch_id"] for r in store.rows() if device in r["labels"]),
+                             key=_rank)
+            test, pool = ids[:args.test_size], ids[args.test_size:]
+            for n in map(int, args.train_sizes.split(",")):
+                n_val = max(10, n // 10)
+                if len(pool) < n + n_val:
+                    rows.append((table, device, n, "-", "-", "-", "-", f"only {len(pool)} beside the test set"))
+                    continue
+                train, val = pool[:n], pool[n:n + n_val]
+                _, report = train_predictor([data], None, targets=[device], split=(train, val, test),
+                                            epochs=args.epochs, config={"ensemble": args.ensemble},
+                                            init=args.init, progress=False)
+                for metric, s in sorted(report["test"][device].items()):
+                    rows.append((table, device + _kind(table, device), n, metric,
+                                 f"{s['mape']:.2f}", f"{s['acc10']:.1f}", f"{s['spearman']:.3f}", s["n"]))
+                print(format_table(rows[-1:], ("table", "device", "train", "metric", "MAPE %", "acc10 %",
+                                               "Spearman", "test n")), file=sys.stderr)
+    print(format_table(rows, ("table", "device", "train", "metric", "MAPE %", "acc10 %", "Spearman", "test n")))
     print()
-    for k, v in PUBLISHED.items():
-        print(f"published: {k}: Spearman {v}")
+    for what, rho in PUBLISHED:
+        print(f"published: {what}: Spearman {rho}")
     return 0
 
 
