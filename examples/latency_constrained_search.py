@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     from hwnas.cli import format_table
     from predictors import targets
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the summary below says what happened
     started = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
     data = load_digits_data(subset=400 if args.quick else None, seed=args.seed)

@@ -30,7 +30,7 @@ def scores(pred: np.ndarray, true: np.ndarray, std: np.ndarray | None = None) ->
     out = {"mape": float("nan"), "acc10": float("nan"), "spearman": float("nan"), "n": int(keep.sum())}
     if keep.sum():
         out.update(mape=mape(pred, true), acc10=acc_within(pred, true), spearman=spearman(pred, true))
-        if std is not None:
+        if std is not None and np.any(np.asarray(std, np.float64)[keep] > 0):  # one member: no spread
             s = np.asarray(std, np.float64)[keep]
             out["within_2std"] = float(np.mean(np.abs(pred - true) <= 2 * s) * 100.0)
     return out
