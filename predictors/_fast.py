@@ -33,10 +33,12 @@ class Scaling:
     def __init__(self, columns):
         self.cols = torch.as_tensor(np.flatnonzero(columns.log), dtype=torch.long)
         self.mean = torch.as_tensor(columns.mean, dtype=torch.float32)
-        self.inv_std = torch.as_tensor(1.0 / np.asarray(columns.std), dtype=torch.float32)
+        self.inv_std = torch.as_tensor(columns.inverse_std(), dtype=torch.float32)
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        from predictors.graph.normalizer import CLIP
+
         values = values.clone()
         if self.cols.numel():
             values[:, self.cols] = torch.log1p(values[:, self.cols].clamp_min(0))
-        return values.sub_(self.mean).mul_(self.inv_std)
+        return values.sub_(self.mean).mul_(self.inv_std).clamp_(-CLIP, CLIP)

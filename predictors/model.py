@@ -29,16 +29,16 @@ PUBLISHED: dict[str, Any] = {
     "layers": 2, "hidden": 128, "op_embedding": 32, "aggr": "mean", "l2_normalize": True,
     "residual": False, "readout": "mean", "graph_features": False, "head": "linear",
     "target_transform": "standard", "loss": "mape", "lr": 0.01, "batch_size": 64, "epochs": 200,
-    "weight_decay": 0.0, "ensemble": 1,
+    "weight_decay": 0.0, "ensemble": 1, "node_linear": False,
 }
 DEFAULT: dict[str, Any] = {
     "layers": 3, "hidden": 48, "op_embedding": 32, "aggr": "mean", "l2_normalize": False,
     "residual": True, "readout": "lse", "graph_features": True, "head": "mlp",
     "target_transform": "log", "loss": "l1", "lr": 0.003, "batch_size": 64, "epochs": 200,
-    "weight_decay": 1e-5, "ensemble": 3,
+    "weight_decay": 1e-5, "ensemble": 3, "node_linear": False,
 }
 MODEL_KEYS = ("layers", "hidden", "op_embedding", "aggr", "l2_normalize", "residual", "readout",
-              "graph_features", "head")
+              "graph_features", "head", "node_linear")
 
 
 class PerfSAGE(nn.Module):
@@ -55,6 +55,8 @@ class PerfSAGE(nn.Module):
         from torch_geometric.nn import SAGEConv
 
         cfg = {**DEFAULT, **(config or {})}
+        if config is not None and "node_linear" not in config:
+            cfg["node_linear"] = False  # a predictor saved before the option existed
         self.config = {k: cfg[k] for k in MODEL_KEYS}
         hidden, emb = cfg["hidden"], cfg["op_embedding"]
         self.embedding = nn.Embedding(NUM_OP_TYPES, emb)
@@ -73,6 +75,10 @@ class PerfSAGE(nn.Module):
         self.lse = cfg["readout"] == "lse"
         if self.lse:
             self.node_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, num_outputs))
+            # a linear path from the operator's own (log-scaled) features to its log-cost:
+            # sizes beyond the training range extrapolate as power laws, not through LayerNorm
+            self.node_linear = (nn.Linear(num_node_features, num_outputs, bias=False)
+                                if cfg.get("node_linear") else None)
             self.register_buffer("label_mean", torch.zeros(num_outputs))
             self.register_buffer("label_std", torch.ones(num_outputs))
             self.register_buffer("label_cap", torch.full((num_outputs,), 50.0))
@@ -124,7 +130,10 @@ class PerfSAGE(nn.Module):
         # log-costs in label units, softly capped at e x the largest training label: one
         # operator unlike any in training must not claim an exponentially large cost
         cap = self.label_cap
-        node = cap - torch.nn.functional.softplus(cap - self.node_head(h))  # [N, M]
+        log_cost = self.node_head(h)
+        if self.node_linear is not None:
+            log_cost = log_cost + self.node_linear(x)
+        node = cap - torch.nn.functional.softplus(cap - log_cost)  # [N, M]
         overhead = cap - torch.nn.functional.softplus(cap - self.head(g))  # [B, M]
         top = torch.maximum(global_max_pool(node, batch, size), overhead).detach()
         total = global_add_pool(torch.exp(node - top[batch]), batch, size) + torch.exp(overhead - top)

@@ -1,9 +1,13 @@
 """Scaling of the raw graph features, fitted on training graphs, stored as plain JSON.
 
 Raw features span many orders of magnitude (a MAC count of 10^9 beside a stride of
-2).  A column whose training values are all non-negative and reach at least
-``LOG_THRESHOLD`` is put through ``log1p`` first; every column is then standardised
-with the training mean and standard deviation (a constant column is only centred).
+2).  A column whose training values are all non-negative and not only 0 and 1 (a
+size, a count, a kernel or stride) is put through ``log1p`` first; every column is
+then standardised with the training mean and standard deviation and clipped to
++-``CLIP`` standard deviations.  A column constant in training carries nothing the
+model could have learnt, so it is set to zero: left in, a value never seen in
+training (the 3x10^5 output bytes of a detection head where every training network
+had ten) reaches the model through weights that were never trained.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from search_spaces.errors import HwnasError
 
 from predictors.graph._features import FEATURE_VERSION, GRAPH_FEATURES, NODE_FEATURES
 
-LOG_THRESHOLD = 100.0
+CLIP = 8.0
 
 
 @dataclass
@@ -33,12 +37,16 @@ class _Columns:
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[0] == 0:
             raise HwnasError("cannot fit a normaliser on no data")
-        log = (values.min(axis=0) >= 0) & (values.max(axis=0) >= LOG_THRESHOLD)
+        binary = np.all((values == 0) | (values == 1), axis=0)
+        log = (values.min(axis=0) >= 0) & ~binary
         scaled = np.where(log, np.log1p(np.maximum(values, 0)), values)
         mean = scaled.mean(axis=0)
         std = scaled.std(axis=0)
-        std = np.where(std > 1e-8, std, 1.0)
+        std = np.where(std > 1e-8, std, 0.0)  # 0: a constant column, dropped
         return cls(log, mean, std)
+
+    def inverse_std(self) -> np.ndarray:
+        return np.where(self.std > 0, 1.0 / np.where(self.std > 0, self.std, 1.0), 0.0)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         scaled = np.array(values, dtype=np.float64)  # a copy
@@ -46,8 +54,8 @@ class _Columns:
             cols = np.flatnonzero(self.log)
             scaled[:, cols] = np.log1p(np.maximum(scaled[:, cols], 0))
         scaled -= self.mean
-        scaled /= self.std
-        return scaled
+        scaled *= self.inverse_std()
+        return np.clip(scaled, -CLIP, CLIP)
 
     def to_json(self) -> dict:
         return {"log": self.log.astype(bool).tolist(), "mean": self.mean.tolist(), "std": self.std.tolist()}

@@ -180,6 +180,16 @@ def test_normaliser_fits_transforms_and_round_trips(tmp_path):
     assert x.mean(0).abs().max() < 1e-3  # standardised on the training graphs
     # wide-range columns are log-scaled, flags and small enums are not
     assert norm.node.log[COL["macs"]] and not norm.node.log[COL["activation_relu"]]
+    # a column constant in training is dropped, a value far outside it is clipped
+    from predictors.graph.normalizer import CLIP
+
+    const = int(np.flatnonzero(norm.node.std == 0)[0])
+    odd = graphs[0].clone()
+    odd.x = odd.x.clone()
+    odd.x[:, const] += 3e5
+    odd.x[:, COL["macs"]] = 1e30
+    scaled = norm(odd).x
+    assert (scaled[:, const] == 0).all() and scaled[:, COL["macs"]].max() == pytest.approx(CLIP)
     path = tmp_path / "norm.json"
     norm.save(path)
     again = Normalizer.load(path)
