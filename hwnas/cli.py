@@ -256,7 +256,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     # names first: a typo is reported before TensorFlow and torch load
     space = search_spaces.get(args.space, **_space_options(args.space_option))
-    if args.target not in targets.names():
+    if args.target not in targets.names() and not args.predictor:  # else: a device the predictor knows
         raise unknown_name("target", args.target, targets.names())
     if args.sampler not in search.SAMPLERS:
         raise unknown_name("sampler", args.sampler, search.SAMPLERS)

@@ -340,3 +340,17 @@ def test_examples_run_quick(script, search_predictor_path, tmp_path):
         assert "measured on ethos-u55-128 (Vela)" in proc.stdout or "no candidate within budget" in proc.stdout
     else:
         assert "Pareto front of accuracy and predicted energy" in proc.stdout
+
+
+HELP_CSV = REPO.parent / "shared" / "data" / "nb201" / "help_nb201_latency_ms.csv"
+
+
+@pytest.mark.skipif(not HELP_CSV.is_file(), reason="needs ../shared/data (the public device tables)")
+def test_retrain_example_goes_from_a_measurement_table_to_a_search(tmp_path):
+    env = dict(os.environ, HWNAS_TORCH_THREADS="1")
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "retrain_predictor.py"), "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "raspi4: 12 networks imported" in proc.stdout
+    assert (tmp_path / "predictor" / "manifest.json").is_file()
+    assert "on raspi4" in proc.stdout and "best of the feasible candidates" in proc.stdout
