@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--config", default="{}", help="JSON overrides of predictors.model.DEFAULT")
     parser.add_argument("--save-dir", help="write the in-space predictors here as perfsage-<target>")
-    parser.add_argument("--no-ours", action="store_true", help="skip our in-space predictors (and so the zoo)")
+    parser.add_argument("--no-ours", action="store_true",
+                        help="skip training our in-space predictors (the zoo uses those in --save-dir, if any)")
     parser.add_argument("--no-published", action="store_true", help="skip the published-configuration baseline")
     parser.add_argument("--no-loso", action="store_true", help="skip leave-one-space-out")
     parser.add_argument("--loso-epochs", type=int, help="epochs of the leave-one-space-out runs (default --epochs)")
@@ -138,6 +139,10 @@ def main(argv=None) -> int:
         name = f"perfsage-{target}"
         out = os.path.join(args.save_dir, name) if args.save_dir else None
         results["targets"][target] = {}
+        if args.no_ours and args.save_dir and os.path.isdir(os.path.join(args.save_dir, name)):
+            from predictors.predictor import load_predictor
+
+            in_space[target] = load_predictor(os.path.join(args.save_dir, name))  # for the zoo table
         if not args.no_ours:
             t0 = time.time()
             predictor, report = train_predictor([args.data], out, config=config, epochs=args.epochs,
