@@ -339,6 +339,8 @@ class HardwareObjective:
         if not (isinstance(margin_std, (int, float)) and math.isfinite(margin_std) and margin_std >= 0):
             raise SearchError(f"margin_std must be a number >= 0, got {margin_std!r}")
         self.predictor = _load_predictor(predictor, target)
+        if target not in self.predictor.targets and target not in target_registry.names():
+            raise unknown_name("target", target, sorted(set(target_registry.names()) | set(self.predictor.targets)))
         if target not in self.predictor.targets:
             raise UnknownNameError(f"predictor {getattr(self.predictor, 'name', '?')!r} does not predict target "
                                    f"{target!r}; it predicts: {', '.join(self.predictor.targets)}")
