@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     if args.quick:
         trials, args.epochs = min(trials, 4), 1
 
+    import optuna
     from optuna.artifacts import FileSystemArtifactStore
 
     from hwnas import HardwareObjective, HwnasError, accuracy_from_table, best_candidates, make_study, plot_search
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
     from hwnas.cli import format_table
     import search_spaces
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the summary below says what happened
     started = time.perf_counter()
     os.makedirs(os.path.join(args.out, "artifacts"), exist_ok=True)
     try:
