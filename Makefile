@@ -29,6 +29,7 @@ bench: install
 	$(PY) benchmarks/measure_cost.py
 	$(PY) benchmarks/graph_extract.py
 	$(PY) benchmarks/spaces.py --samples 30
+	$(PY) benchmarks/predict_speed.py
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist
