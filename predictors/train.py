@@ -295,7 +295,7 @@ def train_predictor(
     predictor = Predictor(manifest, state)
     raw_test = evaluate_graphs(predictor, test) if test else {}
     manifest["std_scale"] = _std_scale(predictor, val)
-    predictor = Predictor(manifest, state)
+    predictor.std_scale = np.asarray(manifest["std_scale"], np.float64)  # what loading the manifest gives
     report = {
         "test": evaluate_graphs(predictor, test),
         "test_within_2std_unscaled": {t: {m: s.get("within_2std") for m, s in ms.items()}
