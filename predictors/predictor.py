@@ -88,10 +88,15 @@ class Predictor:
             model.eval()
             self.members.append(model)
         self._torch = torch
-        from predictors._fast import Scaling
+        from predictors._fast import Scaling, StackedEnsemble
 
         self.fast = True  # collate and scale in torch (False: the training path, PyG Batch + NumPy)
         self._scale_x, self._scale_u = Scaling(self.normalizer.node), Scaling(self.normalizer.graph)
+        # all members in one pass where the architecture allows (None: one member at a time)
+        self._stacked = None
+        if StackedEnsemble.supports(manifest["model"]):
+            self._scale_live = Scaling(self.normalizer.node, live_only=True)
+            self._stacked = StackedEnsemble(self.members, self._scale_live.live)
         from predictors.train import torch_threads
 
         torch.set_num_threads(torch_threads())
@@ -110,13 +115,18 @@ class Predictor:
         return out
 
     # -- prediction
-    def predict_graphs(self, graphs: Sequence[Any], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std over the ensemble, in label units: two arrays ``[len(graphs), M]``."""
+    def predict_graphs(self, graphs: Sequence[Any], batch_size: int = 512,
+                       max_nodes: int = 3072) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std over the ensemble, in label units: two arrays ``[len(graphs), M]``.
+
+        Graphs go through in chunks of at most ``batch_size`` graphs and about
+        ``max_nodes`` operators: activations of a few thousand nodes stay in the CPU's
+        cache (measured: chunks of 2,000-4,000 nodes ran 10-15 % faster than of 8,000).
+        """
         torch = self._torch
         means, stds = [], []
         with torch.inference_mode():
-            for start in range(0, len(graphs), batch_size):
-                chunk = graphs[start:start + batch_size]
+            for chunk in _chunks(graphs, batch_size, max_nodes):
                 for g in chunk:
                     _check_version(getattr(g, "feature_version", None))
                 outs = np.stack([self.scaler.inverse(z) for z in self._forward(chunk)])
@@ -137,7 +147,11 @@ class Predictor:
 
         if self.fast:
             x, op_type, edge_index, batch, u = collate(chunk)
-            x, u = self._scale_x(x), self._scale_u(u)
+            u = self._scale_u(u)
+            if self._stacked is not None:
+                x = self._scale_live(x)
+                return list(self._stacked(x, op_type, edge_index, batch, u).double().numpy())
+            x = self._scale_x(x)
             return [m(x, op_type, edge_index, batch, u).double().numpy() for m in self.members]
         from torch_geometric.data import Batch
 
@@ -181,6 +195,18 @@ class Predictor:
     # -- persistence
     def save(self, directory: str | os.PathLike) -> None:
         save_predictor(directory, self.manifest, self.members)
+
+
+def _chunks(graphs: Sequence[Any], batch_size: int, max_nodes: int):
+    chunk, nodes = [], 0
+    for g in graphs:
+        chunk.append(g)
+        nodes += int(g.num_nodes)
+        if len(chunk) >= batch_size or nodes >= max_nodes:
+            yield chunk
+            chunk, nodes = [], 0
+    if chunk:
+        yield chunk
 
 
 def save_predictor(directory: str | os.PathLike, manifest: dict[str, Any], members: Sequence[Any]) -> None:

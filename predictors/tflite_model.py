@@ -374,10 +374,22 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
     return info
 
 
+_FLAG_FORMATS = {"Bool": "<?", "Int8": "<b", "Uint8": "<B", "Int16": "<h", "Uint16": "<H", "Int32": "<i",
+                 "Uint32": "<I", "Int64": "<q", "Uint64": "<Q", "Float32": "<f", "Float64": "<d"}
+
+
 @lru_cache(maxsize=None)
-def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[str, ...]]:
-    """The options class of a union member and its numeric scalar accessors."""
+def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[tuple[str, int, object, float], ...]]:
+    """The options class of a union member and its numeric scalar fields.
+
+    Each field is ``(name, vtable slot, struct unpacker, default)``, read straight from
+    the generated accessor's source (``self._tab.Offset(slot)``, ``...Get(<Type>Flags``,
+    ``return <default>``), so reading it is one ``struct`` call instead of the
+    generated code's dozen; a field whose accessor does not have that exact shape
+    keeps its generated accessor (unpacker ``None``).
+    """
     import inspect
+    import re
 
     import tflite
 
@@ -400,13 +412,21 @@ def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[str,
             continue
         if "String(" in source or "Indirect(" in source or "Table()" in source:
             continue  # strings and sub-tables: not numeric features
-        fields.append(attr)
-    return cls, tuple(sorted(fields))
+        slot = re.findall(r"self\._tab\.Offset\((\d+)\)", source)
+        flags = re.findall(r"self\._tab\.Get\(flatbuffers\.number_types\.(\w+)Flags", source)
+        default = re.findall(r"^\s*return (0|0\.0|False)\s*$", source, re.M)
+        if len(slot) == 1 and len(flags) == 1 and flags[0] in _FLAG_FORMATS and len(default) == 1:
+            fields.append((attr, int(slot[0]), struct.Struct(_FLAG_FORMATS[flags[0]]).unpack_from,
+                           0.0))
+        else:
+            fields.append((attr, 0, None, 0.0))
+    return cls, tuple(sorted(fields, key=lambda f: f[0]))
 
 
 def _options(fb: _Flatbuffer, op) -> dict[str, float]:
     """Every numeric scalar field of an operator's builtin options (both unions)."""
     values: dict[str, float] = {}
+    buf = fb.buf
     for union, type_slot, table_slot in (("BuiltinOptions", 10, 12), ("BuiltinOptions2", 26, 28)):
         type_code = fb.scalar(op, type_slot, _U8)
         if not type_code:
@@ -415,11 +435,17 @@ def _options(fb: _Flatbuffer, op) -> dict[str, float]:
         at = fb.ref(op, table_slot)
         if cls is None or not at:
             continue
-        fb.table(at)  # bounds-check the options table and its vtable first
-        options = cls()
-        options.Init(fb.buf, at)
-        for name in fields:
-            values[name] = float(getattr(options, name)())
+        table = fb.table(at)  # bounds-check the options table and its vtable first
+        options = None
+        for name, slot, unpack, default in fields:
+            if unpack is not None:
+                where = fb.field(table, slot)
+                values[name] = float(unpack(buf, where)[0]) if where else default
+            else:
+                if options is None:
+                    options = cls()
+                    options.Init(buf, at)
+                values[name] = float(getattr(options, name)())
     return values
 
 

@@ -69,13 +69,32 @@ def test_the_fast_inference_path_matches_the_training_path(trained, int8_model, 
 
     loaded = load_predictor(trained[0])
     graphs = [from_tflite(int8_model), from_tflite(float_model), from_tflite(int8_model)]
+    assert loaded._stacked is not None  # the default architecture runs its members stacked
+    stacked = loaded._forward(graphs)
+    loaded._stacked = None  # one member at a time, torch collate and scaling
     fused = loaded._forward(graphs)
     loaded.fast = False  # the training path: PyG Batch, NumPy normaliser
     plain = loaded._forward(graphs)
-    assert len(fused) == len(plain) == 2
-    for a, b in zip(fused, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert len(stacked) == len(fused) == len(plain) == 2
+    for a, b, c in zip(stacked, fused, plain):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(b, c, rtol=1e-4, atol=1e-4)
     assert not np.allclose(fused[0], fused[1])  # two members, two answers
+
+
+def test_the_stacked_ensemble_matches_its_members_on_many_graphs(trained, kws_data):
+    """Chunked by node count into many small chunks, and one graph at a time."""
+    loaded = load_predictor(trained[0])
+    graphs, _ = load_graphs([kws_data])
+    graphs = list(graphs)
+    mean, std = loaded.predict_graphs(graphs, max_nodes=50)  # many small chunks
+    one_by_one = [loaded.predict_graphs([g]) for g in graphs[:5]]
+    loaded._stacked = None
+    ref_mean, ref_std = loaded.predict_graphs(graphs)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-4)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-3, atol=1e-6)
+    for i, (m, s) in enumerate(one_by_one):
+        np.testing.assert_allclose(m[0], ref_mean[i], rtol=1e-4)
 
 
 def test_a_checkpoint_of_another_feature_version_is_refused(trained, tmp_path):
