@@ -198,6 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _, report = train_predictor(
         args.data, args.out, config=config, epochs=args.epochs, seed=args.seed, targets=args.target,
         spaces=args.space, test_spaces=args.test_space, init=args.init, progress=not args.quiet,
+        few_shot=args.few_shot,
     )
     rows = []
     for target, metrics in report["test"].items():
@@ -388,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, metavar="E")
     p.add_argument("--seed", type=int, default=0, metavar="X")
     p.add_argument("--init", metavar="NAME|PATH", help="fine-tune from this predictor")
+    p.add_argument("--few-shot", action="store_true",
+                   help="with --init, for tens to hundreds of measured networks: keep its graph network "
+                        "frozen and train only the readout heads")
     p.add_argument("--target", action="append", metavar="T", help="only these targets' labels")
     p.add_argument("--space", action="append", metavar="S", help="only networks of these spaces")
     p.add_argument("--test-space", action="append", metavar="S", help="hold these spaces out as the test set")

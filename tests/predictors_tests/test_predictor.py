@@ -194,3 +194,42 @@ def test_the_ensemble_spread_is_rescaled_to_cover_95_percent_of_validation_error
     assert scale[0] == pytest.approx(2.0, rel=0.1) and scale[1] == pytest.approx(0.5, rel=0.1)
     single = SimpleNamespace(manifest={"ensemble": 1}, label_names=["t/a", "t/b"])
     assert _std_scale(single, val) == [1.0, 1.0]  # one member has no spread to rescale
+
+
+def test_few_shot_trains_only_the_heads_of_a_frozen_graph_network(trained, kws_data, tmp_path):
+    import torch
+
+    path, base, _ = trained
+    graphs, _ = load_graphs([kws_data])
+    ids = sorted(g.arch_id for g in graphs)
+    split = (ids[:12], ids[12:16], ids[16:])  # twelve measured networks
+    predictor, report = train_predictor([kws_data], tmp_path / "few", init=str(path), few_shot=True,
+                                        epochs=40, split=split, progress=False)
+    assert report["split"] == {"train": 12, "val": 4, "test": len(ids) - 16}
+    for member, original in zip(predictor.members, base.members):
+        new, old = member.state_dict(), original.state_dict()
+        for key in new:
+            if key.startswith(("head.", "node_head.")):
+                continue
+            if key.startswith("label_"):  # this table's label scale
+                continue
+            assert torch.equal(new[key], old[key]), key  # the graph network is frozen
+        assert not torch.equal(new["node_head.2.weight"], old["node_head.2.weight"])  # the heads learnt
+    mape = report["test"]["ethos-u55-128"]["latency_ms"]["mape"]
+    assert mape < 30, report["test"]["ethos-u55-128"]["latency_ms"]
+    assert json.loads((tmp_path / "few" / "manifest.json").read_text())["few_shot"] is True
+
+
+def test_few_shot_without_a_starting_predictor_is_refused(kws_data):
+    with pytest.raises(HwnasError, match="few-shot.*--init"):
+        train_predictor([kws_data], None, few_shot=True, epochs=1, progress=False)
+
+
+def test_predictions_in_parallel_threads_equal_the_serial_ones(trained, kws_data):
+    loaded = load_predictor(trained[0])
+    graphs, _ = load_graphs([kws_data])
+    serial = loaded.predict_graphs(graphs, max_nodes=40, workers=1)
+    threaded = loaded.predict_graphs(graphs, max_nodes=40, workers=2)
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+    assert len(serial[0]) == len(graphs)
