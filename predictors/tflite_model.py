@@ -292,6 +292,40 @@ class _Flatbuffer:
         return self.buf[start:start + length] if length else b""
 
 
+_SLOTS: dict[int, object] = {}
+
+
+def _vtable_slots(buf: bytes, size: int, pos: int) -> tuple[int, ...]:
+    """The field offsets of the table at ``pos`` (slot ``i`` is vtable offset ``4 + 2i``)."""
+    if pos < 0 or pos + 4 > size:
+        raise InvalidModelError("corrupt TFLite flatbuffer (table out of range)")
+    vt = pos - _I32(buf, pos)[0]
+    if vt < 0 or vt + 4 > size:
+        raise InvalidModelError("corrupt TFLite flatbuffer (vtable out of range)")
+    n = (_U16(buf, vt)[0] - 4) // 2
+    if n <= 0:
+        return ()
+    unpack = _SLOTS.get(n)
+    if unpack is None:
+        unpack = _SLOTS[n] = struct.Struct(f"<{n}H").unpack_from
+    return unpack(buf, vt + 4)
+
+
+def _vector_at(buf: bytes, size: int, at: int, elem_bytes: int, what: str) -> tuple[int, int]:
+    """(start, length) of the vector referenced from position ``at``."""
+    at += _U32(buf, at)[0]
+    length = _U32(buf, at)[0]
+    start = at + 4
+    if start + length * elem_bytes > size:
+        raise InvalidModelError(f"corrupt TFLite flatbuffer ({what} claims {length} entries)")
+    return start, length
+
+
+def _ints_at(buf: bytes, size: int, at: int, what: str) -> tuple[int, ...]:
+    start, length = _vector_at(buf, size, at, 4, what)
+    return struct.unpack_from(f"<{length}i", buf, start) if length else ()
+
+
 def _walk(data: bytes, with_options: bool) -> ModelInfo:
     fb = _Flatbuffer(data)
     size = len(data)
@@ -324,45 +358,72 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
     if n_sub == 0:
         raise InvalidModelError("TFLite model has no subgraphs")
     info = ModelInfo(size_bytes=size, num_subgraphs=n_sub)
+    buf = data
     for sg in subgraphs:
         tensors = []
-        tensor_tables = fb.tables(sg, 4, "tensors")
-        n_tensors = len(tensor_tables)
-        for t, tensor in enumerate(tensor_tables):
-            b = fb.scalar(tensor, 8, _U32)
+        start, count = fb.vector(sg, 4, 4, "tensors")
+        positions = [start + 4 * i + _U32(buf, start + 4 * i)[0] for i in range(count)]
+        n_tensors = count
+        for t, pos in enumerate(positions):
+            # one read of the vtable, then each field straight from its slot (this loop is
+            # most of a prediction's parsing time: ~5 tensors per operator)
+            offs = _vtable_slots(buf, size, pos)
+            n = len(offs)
+            o = offs[2] if n > 2 else 0  # buffer
+            b = _U32(buf, pos + o)[0] if o else 0
             if b >= n_buffers and b != 0:
                 raise InvalidModelError(f"corrupt TFLite flatbuffer (tensor {t} names buffer {b} of {n_buffers})")
-            q = fb.ref(tensor, 12)
-            scales = fb.vector(fb.table(q), 8, 4, "quantisation scales")[1] if q else 0
-            type_code = fb.scalar(tensor, 6, _I8)
+            scales = 0
+            o = offs[4] if n > 4 else 0  # quantization
+            if o:
+                q = pos + o + _U32(buf, pos + o)[0]
+                qoffs = _vtable_slots(buf, size, q)
+                o = qoffs[2] if len(qoffs) > 2 else 0  # scale
+                if o:
+                    scales = _vector_at(buf, size, q + o, 4, "quantisation scales")[1]
+            o = offs[1] if n > 1 else 0  # type
+            type_code = _I8(buf, pos + o)[0] if o else 0
+            o = offs[3] if n > 3 else 0  # name
+            if o:
+                s0, ln = _vector_at(buf, size, pos + o, 1, "string")
+                name = buf[s0:s0 + ln].decode("utf-8", "replace")
+            else:
+                name = ""
+            o = offs[0] if n > 0 else 0  # shape
+            shape = _ints_at(buf, size, pos + o, "tensor shape") if o else ()
+            o = offs[7] if n > 7 else 0  # shape_signature
+            signature = _ints_at(buf, size, pos + o, "tensor shape signature") if o else ()
+            o = offs[5] if n > 5 else 0  # is_variable
+            variable = bool(_U8(buf, pos + o)[0]) if o else False
             tensors.append(
                 TensorInfo(
                     index=t,
-                    name=fb.string(tensor, 10).decode("utf-8", "replace"),
+                    name=name,
                     dtype=tnames.get(type_code, f"TYPE_{type_code}"),
-                    shape=fb.ints(tensor, 4, "tensor shape"),
+                    shape=shape,
                     buffer=b,
                     is_constant=bool(b < n_buffers and buffer_has_data[b]),
                     quantized=scales > 0,
-                    shape_signature=fb.ints(tensor, 18, "tensor shape signature"),
+                    shape_signature=signature,
                     per_channel=scales > 1,
-                    is_variable=bool(fb.scalar(tensor, 14, _U8)),
+                    is_variable=variable,
                 )
             )
         operators = []
-        for o, op in enumerate(fb.tables(sg, 10, "operators")):
+        for o_index, op in enumerate(fb.tables(sg, 10, "operators")):
             idx = fb.scalar(op, 4, _U32)
             if idx >= n_codes:
-                raise InvalidModelError(f"corrupt TFLite flatbuffer (operator {o} uses opcode {idx} of {n_codes})")
-            ins = _indices(fb.ints(op, 6, "operator inputs"), n_tensors, o)
-            outs = _indices(fb.ints(op, 8, "operator outputs"), n_tensors, o)
+                raise InvalidModelError(
+                    f"corrupt TFLite flatbuffer (operator {o_index} uses opcode {idx} of {n_codes})")
+            ins = _indices(fb.ints(op, 6, "operator inputs"), n_tensors, o_index)
+            outs = _indices(fb.ints(op, 8, "operator outputs"), n_tensors, o_index)
             options = _options(fb, op) if with_options else {}
             called = tuple(
                 int(v) for k, v in options.items() if k in SUBGRAPH_FIELDS and 0 <= int(v) < n_sub
             )
             operators.append(
                 OperatorInfo(
-                    index=o, opcode=opcodes[idx], inputs=ins, outputs=outs, code=codes[idx],
+                    index=o_index, opcode=opcodes[idx], inputs=ins, outputs=outs, code=codes[idx],
                     options=options, called_subgraphs=called,
                 )
             )
