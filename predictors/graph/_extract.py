@@ -30,7 +30,7 @@ from predictors.graph._features import (
 )
 from predictors.tflite_model import ModelInfo, ModelSource, OperatorInfo, SubgraphInfo, TensorInfo, load_model
 
-_OPTION_COLUMNS = [(name, NODE_INDEX[f"opt_{name}"]) for name in OPTION_FIELDS]
+_OPTION_COLUMN = {name: NODE_INDEX[f"opt_{name}"] for name in OPTION_FIELDS}
 _CLIP = 1e30  # well inside float32
 _DTYPE_SLOT = {d: i for i, d in enumerate(DTYPES)}
 _MAC_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "CONV_3D_TRANSPOSE",
@@ -189,9 +189,9 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             row[dt_w + _dtype_slot(consts[0].dtype)] = 1.0
         options = op.options
         if options:
-            for name, c in _OPTION_COLUMNS:
-                value = options.get(name)
-                if value is not None:
+            for name, value in options.items():  # a handful per operator, of 88 columns
+                c = _OPTION_COLUMN.get(name)
+                if c is not None and value is not None:
                     row[c] = value
             activation = options.get("FusedActivationFunction")
             if activation is not None and 0 <= activation < len(ACTIVATIONS):
