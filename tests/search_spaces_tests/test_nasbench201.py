@@ -198,3 +198,23 @@ def test_zero_nodes_export_run_and_compile(arch):
     assert run_litert(tflite) == space.output_shapes(arch)
     measured = targets.get("ethos-u55-128").measure(tflite)
     assert measured["cpu_operators"] == 0 and measured["latency_ms"] > 0
+
+
+def test_zero_edges_compute_keeps_every_operation_of_the_reference():
+    from predictors.tflite_model import inspect_model
+    from search_spaces.export import to_tflite
+
+    # node 1's convolution feeds only `none` edges: dead code unless zero edges are computed
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+    twin = "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"  # same live graph
+    pruned = search_spaces.get("nasbench201", dataset="ImageNet16-120")
+    computed = search_spaces.get("nasbench201", dataset="ImageNet16-120", zero_edges="compute")
+    assert "zero_edges" not in pruned.encode(arch)["options"]  # the default leaves arch ids as they were
+    assert computed.encode(arch)["options"]["zero_edges"] == "compute"
+    ops = {name: {a: inspect_model(to_tflite(space.build(a), num_samples=1)).opcodes for a in (arch, twin)}
+           for name, space in (("prune", pruned), ("compute", computed))}
+    assert ops["prune"][arch] == ops["prune"][twin]  # two architectures, one graph
+    assert ops["compute"][arch] != ops["compute"][twin]
+    assert ops["compute"][arch].count("CONV_2D") == ops["prune"][arch].count("CONV_2D") + 15  # one per cell
+    with pytest.raises(InvalidOptionError, match="zero_edges"):
+        search_spaces.get("nasbench201", zero_edges="skip")
