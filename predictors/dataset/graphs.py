@@ -64,8 +64,16 @@ class GraphDataset(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> list[str]:
-        key = hashlib.sha1(f"{self._fingerprint}|{self._spaces}|{self._targets}".encode()).hexdigest()[:12]
-        return [f"graphs-{FEATURE_VERSION}-{key}.pt", f"meta-{FEATURE_VERSION}-{key}.pt"]
+        return [f"graphs-{self._cache_prefix}-{self._selection}.pt", f"meta-{self._cache_prefix}-{self._selection}.pt"]
+
+    @property
+    def _cache_prefix(self) -> str:
+        """Feature version and data: caches with another prefix are stale."""
+        return f"{FEATURE_VERSION}-{hashlib.sha1(self._fingerprint.encode()).hexdigest()[:12]}"
+
+    @property
+    def _selection(self) -> str:
+        return hashlib.sha1(f"{self._spaces}|{self._targets}".encode()).hexdigest()[:8]
 
     def download(self) -> None:  # pragma: no cover - the raw file is always local
         raise FileNotFoundError(self._store_dir / DB_NAME)
@@ -94,10 +102,19 @@ class GraphDataset(InMemoryDataset):
             data.space = r["space"]
             data.arch_id = r["arch_id"]
             graphs.append(data)
-        for old in Path(self.processed_dir).glob("*.pt"):  # stale caches of older versions/data
-            old.unlink()
-        self.save(graphs, self.processed_paths[0])
-        torch.save({"label_names": names, "feature_version": FEATURE_VERSION}, self.processed_paths[1])
+        # Caches of older feature versions or data go; those of other selections (spaces,
+        # targets) of the same data stay: another process may be reading them.
+        for old in Path(self.processed_dir).glob("*.pt"):
+            if old.name.startswith(("graphs-", "meta-")) and f"-{self._cache_prefix}-" not in old.name:
+                old.unlink(missing_ok=True)
+        # Written under a temporary name and renamed: two processes loading the same
+        # dataset at once (two trainings) each see either no cache or a whole one.
+        meta, graphs_path = self.processed_paths[1], self.processed_paths[0]
+        tmp = f".{os.getpid()}.tmp"
+        torch.save({"label_names": names, "feature_version": FEATURE_VERSION}, meta + tmp)
+        os.replace(meta + tmp, meta)
+        self.save(graphs, graphs_path + tmp)
+        os.replace(graphs_path + tmp, graphs_path)
 
     def label_index(self, target: str, metric: str) -> int:
         return self.label_names.index(f"{target}/{metric}")
