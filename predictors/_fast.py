@@ -114,7 +114,6 @@ class StackedEnsemble:
         B = int(batch[-1]) + 1 if N else 0
         src, dst = edge_index[0], edge_index[1]
         deg = torch.zeros(N).index_add_(0, dst, torch.ones(dst.numel()))
-        inv_deg = (1.0 / deg.clamp_min(1.0)).view(1, N, 1)
         # Mean aggregation as a gather of each node's first in-neighbour plus a scatter of
         # the few others (most operators have one producer): a gather is much cheaper than
         # the scatter-add over every edge.  Nodes without one gather row 0, times 0.
@@ -125,7 +124,7 @@ class StackedEnsemble:
         gather = torch.zeros(N, dtype=torch.long)
         gather[dst_sorted[first]] = src_sorted[first]
         extra_dst, extra_src = dst_sorted[~first], src_sorted[~first]
-        inv_deg = torch.where(deg > 0, inv_deg.view(N), 0.0).view(1, N, 1)
+        inv_deg = torch.where(deg > 0, 1.0 / deg.clamp_min(1.0), 0.0).view(1, N, 1)
         count = torch.zeros(B).index_add_(0, batch, torch.ones(N))
         inv_count = (1.0 / count.clamp_min(1.0)).view(1, B, 1)
 
