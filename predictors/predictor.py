@@ -94,6 +94,7 @@ class Predictor:
         self._scale_x, self._scale_u = Scaling(self.normalizer.node), Scaling(self.normalizer.graph)
         # all members in one pass where the architecture allows (None: one member at a time)
         self._stacked = None
+        self._numpy = None  # NumpyStacked, built on the first small prediction
         if StackedEnsemble.supports(manifest["model"]):
             self._scale_live = Scaling(self.normalizer.node, live_only=True)
             self._stacked = StackedEnsemble(self.members, self._scale_live.live)
@@ -178,6 +179,24 @@ class Predictor:
                                                       "feature_version", "label_names"]))
         return [m(b.x, b.op_type, b.edge_index, b.batch, b.u).double().numpy() for m in self.members]
 
+    def _predict_small(self, arrays: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_graphs` for a few small graphs, on :class:`NumpyStacked`."""
+        if self._numpy is None:
+            from predictors._fast import NumpyStacked
+
+            self._numpy = NumpyStacked(self._stacked, self._scale_live, self._scale_u)
+        net = self._numpy
+        sizes = [len(a["op_type"]) for a in arrays]
+        offsets = np.cumsum([0] + sizes[:-1])
+        x = net.scale(np.concatenate([a["x"] for a in arrays]), 0)
+        u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
+        op_type = np.concatenate([a["op_type"] for a in arrays])
+        edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
+        z = net(x, op_type, edge_index, sizes, u).astype(np.float64)  # [E, B, M]
+        outs = np.stack([self.scaler.inverse(member) for member in z])
+        std = outs.std(axis=0) * self.std_scale if len(outs) > 1 else np.zeros_like(outs[0])
+        return outs.mean(axis=0), std
+
     def _as_dict(self, mean: np.ndarray, std: np.ndarray, targets: Sequence[str] | None) -> dict[str, dict]:
         out: dict[str, dict[str, float]] = {}
         for i, name in enumerate(self.label_names):
@@ -195,7 +214,8 @@ class Predictor:
             tflite: a path or bytes, or a list of them (predicted in batches).
             targets: restrict the output to these targets.
         """
-        from predictors.graph import from_tflite
+        from predictors._fast import NumpyStacked
+        from predictors.graph import graph_arrays, to_data
 
         if targets:
             missing = [t for t in targets if t not in self.targets]
@@ -206,7 +226,11 @@ class Predictor:
                 )
         single = isinstance(tflite, (str, bytes, bytearray, memoryview, os.PathLike))
         items = [tflite] if single else list(tflite)
-        mean, std = self.predict_graphs([from_tflite(item) for item in items])
+        arrays = [graph_arrays(item) for item in items]
+        if self._stacked is not None and 0 < sum(len(a["op_type"]) for a in arrays) <= NumpyStacked.MAX_NODES:
+            mean, std = self._predict_small(arrays)  # a search's one candidate: NumPy, no tensors
+        else:
+            mean, std = self.predict_graphs([to_data(a) for a in arrays])
         results = [self._as_dict(mean[i], std[i], targets) for i in range(len(items))]
         return results[0] if single else results
 

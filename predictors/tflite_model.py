@@ -69,7 +69,9 @@ SUBGRAPH_FIELDS = frozenset({
 })
 
 
-@dataclass(frozen=True)
+# Plain (not frozen) dataclasses: a frozen one's __init__ costs 5x more, and a large
+# model has thousands of tensors to read on every prediction.  Treat them as read-only.
+@dataclass
 class TensorInfo:
     index: int
     name: str
@@ -82,7 +84,7 @@ class TensorInfo:
     per_channel: bool = False
     is_variable: bool = False
 
-    @property
+    @cached_property
     def is_dynamic(self) -> bool:
         return any(d < 0 for d in self.shape_signature) or any(d < 0 for d in self.shape)
 
@@ -98,7 +100,7 @@ class TensorInfo:
         return self.num_elements * TYPE_BYTES.get(self.dtype, 4.0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class OperatorInfo:
     index: int
     opcode: str
@@ -395,20 +397,27 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             signature = _ints_at(buf, size, pos + o, "tensor shape signature") if o else ()
             o = offs[5] if n > 5 else 0  # is_variable
             variable = bool(_U8(buf, pos + o)[0]) if o else False
-            tensors.append(
-                TensorInfo(
-                    index=t,
-                    name=name,
-                    dtype=tnames.get(type_code, f"TYPE_{type_code}"),
-                    shape=shape,
-                    buffer=b,
-                    is_constant=bool(b < n_buffers and buffer_has_data[b]),
-                    quantized=scales > 0,
-                    shape_signature=signature,
-                    per_channel=scales > 1,
-                    is_variable=variable,
-                )
+            dtype = tnames.get(type_code, f"TYPE_{type_code}")
+            info_t = TensorInfo(
+                index=t,
+                name=name,
+                dtype=dtype,
+                shape=shape,
+                buffer=b,
+                is_constant=bool(b < n_buffers and buffer_has_data[b]),
+                quantized=scales > 0,
+                shape_signature=signature,
+                per_channel=scales > 1,
+                is_variable=variable,
             )
+            # the cached properties, filled here (a property call per tensor was a tenth
+            # of a prediction's parsing time)
+            elems = 1
+            for d in shape:
+                elems = min(elems * (d if d > 1 else 1), MAX_ELEMENTS)
+            info_t.__dict__["num_elements"] = elems
+            info_t.__dict__["nbytes"] = elems * TYPE_BYTES.get(dtype, 4.0)
+            tensors.append(info_t)
         operators = []
         for o_index, op in enumerate(fb.tables(sg, 10, "operators")):
             idx = fb.scalar(op, 4, _U32)
@@ -496,12 +505,14 @@ def _options(fb: _Flatbuffer, op) -> dict[str, float]:
         at = fb.ref(op, table_slot)
         if cls is None or not at:
             continue
-        table = fb.table(at)  # bounds-check the options table and its vtable first
+        offs = _vtable_slots(buf, fb.size, at)  # bounds-checks the table and its vtable
+        n = len(offs)
         options = None
         for name, slot, unpack, default in fields:
             if unpack is not None:
-                where = fb.field(table, slot)
-                values[name] = float(unpack(buf, where)[0]) if where else default
+                k = (slot - 4) >> 1
+                o = offs[k] if k < n else 0
+                values[name] = float(unpack(buf, at + o)[0]) if o else default
             else:
                 if options is None:
                     options = cls()

@@ -6,7 +6,7 @@ features fitted on training graphs; ``summarize`` backs ``hwnas graph``.
 """
 from __future__ import annotations
 
-from predictors.graph._extract import extract_arrays, from_tflite
+from predictors.graph._extract import extract_arrays, from_tflite, graph_arrays, to_data
 from predictors.graph._features import (
     FEATURE_VERSION,
     GRAPH_FEATURES,
@@ -28,5 +28,7 @@ __all__ = [
     "Normalizer",
     "extract_arrays",
     "from_tflite",
+    "graph_arrays",
     "summarize",
+    "to_data",
 ]

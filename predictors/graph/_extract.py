@@ -258,6 +258,37 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     return {"x": x, "op_type": op_type, "edge_index": edge_index, "edge_attr": edge_attr, "u": u}
 
 
+def graph_arrays(source: ModelSource) -> dict[str, Any]:
+    """:func:`extract_arrays` of a validated model, with every value finite.
+
+    Raises:
+        InvalidModelError: missing, empty, truncated, corrupt or non-TFLite input.
+    """
+    _, info = load_model(source, with_options=True)
+    arrays = extract_arrays(info)
+    for key in ("x", "edge_attr", "u"):  # a corrupt-but-parseable file must not yield inf/nan
+        a = arrays[key]
+        if not np.isfinite(a).all() or np.abs(a).max(initial=0.0) > _CLIP:
+            arrays[key] = np.clip(np.nan_to_num(a, nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)
+    return arrays
+
+
+def to_data(arrays: dict[str, Any]):
+    """The PyG graph of :func:`graph_arrays`' output."""
+    import torch
+    from torch_geometric.data import Data
+
+    return Data(
+        x=torch.from_numpy(arrays["x"].astype(np.float32)),
+        op_type=torch.from_numpy(arrays["op_type"]),
+        edge_index=torch.from_numpy(arrays["edge_index"]),
+        edge_attr=torch.from_numpy(arrays["edge_attr"].astype(np.float32)),
+        u=torch.from_numpy(arrays["u"].astype(np.float32)),
+        num_nodes=int(arrays["x"].shape[0]),
+        feature_version=FEATURE_VERSION,
+    )
+
+
 def from_tflite(source: ModelSource):
     """Reads any TFLite model into a PyG graph (operators as nodes, data flow as edges).
 
@@ -272,19 +303,4 @@ def from_tflite(source: ModelSource):
     Raises:
         InvalidModelError: missing, empty, truncated, corrupt or non-TFLite input.
     """
-    import torch
-    from torch_geometric.data import Data
-
-    _, info = load_model(source, with_options=True)
-    arrays = extract_arrays(info)
-    for key in ("x", "edge_attr", "u"):  # a corrupt-but-parseable file must not yield inf/nan
-        arrays[key] = np.clip(np.nan_to_num(arrays[key], nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)
-    return Data(
-        x=torch.from_numpy(arrays["x"].astype(np.float32)),
-        op_type=torch.from_numpy(arrays["op_type"]),
-        edge_index=torch.from_numpy(arrays["edge_index"]),
-        edge_attr=torch.from_numpy(arrays["edge_attr"].astype(np.float32)),
-        u=torch.from_numpy(arrays["u"].astype(np.float32)),
-        num_nodes=len(info.operators),
-        feature_version=FEATURE_VERSION,
-    )
+    return to_data(graph_arrays(source))

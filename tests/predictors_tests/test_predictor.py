@@ -97,6 +97,32 @@ def test_the_stacked_ensemble_matches_its_members_on_many_graphs(trained, kws_da
         np.testing.assert_allclose(m[0], ref_mean[i], rtol=1e-4)
 
 
+def test_the_numpy_path_for_small_requests_matches_the_torch_path(trained, kws_data, int8_model, float_model):
+    """``predict`` on a few small models runs NumPy (``NumpyStacked``), larger ones torch."""
+    from predictors.graph import from_tflite
+
+    loaded = load_predictor(trained[0])
+    graphs, _ = load_graphs([kws_data])
+    graphs = list(graphs)[:12]
+    arrays = [{"x": g.x.numpy(), "op_type": g.op_type.numpy(), "edge_index": g.edge_index.numpy(),
+               "u": g.u.numpy()} for g in graphs]
+    ref_mean, ref_std = loaded.predict_graphs(graphs)
+    for i in range(3):  # one graph at a time
+        mean, std = loaded._predict_small(arrays[i:i + 1])
+        np.testing.assert_allclose(mean[0], ref_mean[i], rtol=1e-4)
+        np.testing.assert_allclose(std[0], ref_std[i], rtol=1e-3, atol=1e-6)
+    mean, std = loaded._predict_small(arrays)  # several graphs: pooling per graph, edges offset
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-4)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-3, atol=1e-6)
+    assert not np.allclose(mean[0], mean[1])
+    for model in (int8_model, float_model):  # end to end from the file
+        m, s = loaded.predict_graphs([from_tflite(model)])
+        got = loaded.predict(model)["ethos-u55-128"]
+        assert got["latency_ms"] == pytest.approx(m[0][1], rel=1e-4)
+        assert got["latency_ms_std"] == pytest.approx(s[0][1], rel=1e-3, abs=1e-6)
+    assert loaded._numpy is not None
+
+
 def test_a_checkpoint_of_another_feature_version_is_refused(trained, tmp_path):
     import shutil
 
