@@ -47,6 +47,9 @@ TABLES = {
     "pi5": ("nasbench201", {"dataset": "cifar100"}, "arch_str", {
         "pi5_onnx": ["latency_ms=lat_ms_median", "energy_mj=energy_mj"],
         "pi5_torchmobile": ["latency_ms=lat_ms_median", "energy_mj=energy_mj"]}),
+    "pi5-compute": ("nasbench201", {"dataset": "cifar100", "zero_edges": "compute"}, "arch_str", {
+        "pi5_onnx": ["latency_ms=lat_ms_median", "energy_mj=energy_mj"],
+        "pi5_torchmobile": ["latency_ms=lat_ms_median", "energy_mj=energy_mj"]}),
     "fbnet": ("fbnet", {}, "op_idx_list", {
         d: [f"latency_ms={d}_ms"] for d in ("raspi4", "pixel3", "eyeriss", "fpga", "titan_rtx_1", "gold_6240",
                                             "samsung_a50", "pixel2")}),
@@ -116,14 +119,20 @@ def _rank(key: str) -> str:
 def _subset_csv(table: str, networks: int, out_dir: str) -> dict[str, str]:
     """Per device of ``table``, a CSV of ``networks`` rows chosen by a fixed hash of the arch."""
     os.makedirs(out_dir, exist_ok=True)
-    if table == "pi5":
+    if table.startswith("pi5"):
         with open(NB201_CSV, newline="") as f:
             arch_of = {row["nb201_index"]: row["arch_str"] for row in csv.DictReader(f)}
         per_device: dict[str, list[dict]] = {}
+        measured: set[tuple[str, str]] = set()
         with open(PI5_CSV, newline="") as f:
             for row in csv.DictReader(f):
-                if row["task"] == "cifar100":
-                    row["arch_str"] = arch_of[row["nb201_index"]]
+                # only one representative of each isomorphism class was timed, and every
+                # index repeats its numbers: the network measured is the representative's
+                # (it differs from a class member's wherever zero edges are computed)
+                key = (row["framework"], row["rep_arch_idx"])
+                if row["task"] == "cifar100" and key not in measured:
+                    measured.add(key)
+                    row["arch_str"] = arch_of[row["rep_arch_idx"]]
                     per_device.setdefault(f"pi5_{row['framework']}", []).append(row)
     else:
         with open(FBNET_CSV if table == "fbnet" else NB201_CSV, newline="") as f:
@@ -133,7 +142,9 @@ def _subset_csv(table: str, networks: int, out_dir: str) -> dict[str, str]:
     paths = {}
     for device, rows in per_device.items():
         chosen = sorted(rows, key=lambda r: _rank(r[arch_column]))[:networks]
-        path = os.path.join(out_dir, f"{table}-{device}.csv")
+        # named by the draw's size: a larger draw is a new file (its first rows are the
+        # smaller draw's, by rank, so the import resumes instead of starting over)
+        path = os.path.join(out_dir, f"{table}-{device}-{networks}.csv")
         if not os.path.exists(path):
             with open(path + ".part", "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(chosen[0]))

@@ -29,6 +29,7 @@ from predictors.graph._features import (
     UNKNOWN_OP_TYPE,
 )
 from predictors.tflite_model import ModelInfo, ModelSource, OperatorInfo, SubgraphInfo, TensorInfo, load_model
+from search_spaces.errors import InvalidModelError
 
 _OPTION_COLUMN = {name: NODE_INDEX[f"opt_{name}"] for name in OPTION_FIELDS}
 _CLIP = 1e30  # well inside float32
@@ -265,6 +266,9 @@ def graph_arrays(source: ModelSource) -> dict[str, Any]:
         InvalidModelError: missing, empty, truncated, corrupt or non-TFLite input.
     """
     _, info = load_model(source, with_options=True)
+    if not info.operators:  # only other subgraphs have operators: nothing runs
+        label = "model bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+        raise InvalidModelError(f"{label}: the main subgraph of this TFLite model has no operators")
     arrays = extract_arrays(info)
     for key in ("x", "edge_attr", "u"):  # a corrupt-but-parseable file must not yield inf/nan
         a = arrays[key]
