@@ -152,7 +152,11 @@ class Predictor:
         return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
 
     def _predict_chunk(self, chunk: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        outs = np.stack([self.scaler.inverse(z) for z in self._forward(chunk)])
+        return self._ensemble_stats(self._forward(chunk))
+
+    def _ensemble_stats(self, members) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's scaled outputs ``[B, M]`` -> mean and calibrated std in label units."""
+        outs = np.stack([self.scaler.inverse(z) for z in members])
         std = outs.std(axis=0) * self.std_scale if len(outs) > 1 else np.zeros_like(outs[0])
         return outs.mean(axis=0), std
 
@@ -192,10 +196,7 @@ class Predictor:
         u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
         op_type = np.concatenate([a["op_type"] for a in arrays])
         edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
-        z = net(x, op_type, edge_index, sizes, u).astype(np.float64)  # [E, B, M]
-        outs = np.stack([self.scaler.inverse(member) for member in z])
-        std = outs.std(axis=0) * self.std_scale if len(outs) > 1 else np.zeros_like(outs[0])
-        return outs.mean(axis=0), std
+        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u).astype(np.float64))  # [E, B, M]
 
     def _as_dict(self, mean: np.ndarray, std: np.ndarray, targets: Sequence[str] | None) -> dict[str, dict]:
         out: dict[str, dict[str, float]] = {}
