@@ -42,7 +42,11 @@ def _worker_main(conn, worker: str) -> None:
             return
         if task is None:
             return
-        conn.send(run(task))
+        result = run(task)
+        try:
+            conn.send(result)
+        except OSError:  # the parent is gone (killed mid-task): nothing to report to
+            return
 
 
 class LocalPool:

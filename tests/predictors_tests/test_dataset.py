@@ -29,6 +29,32 @@ def test_pool_survives_native_crashes_and_hangs():
     assert all(results[n]["echo"] == n for n in (0, 2, 4, 5))
 
 
+def test_worker_whose_parent_was_killed_exits_quietly(tmp_path):
+    """Killing a long import must not print a worker's BrokenPipeError traceback."""
+    mark, log = tmp_path / "running", tmp_path / "stderr"
+    script = ("from predictors.dataset._pool import LocalPool\n"
+              "pool = LocalPool(workers=1, worker='tests.predictors_tests.crashy_worker:run')\n"
+              f"list(pool.map_unordered([{{'n': 0, 'mark': {str(mark)!r}, 'sleep': 2}}]))\n")
+    with open(log, "w") as err:
+        parent = subprocess.Popen([sys.executable, "-c", script], stderr=err, cwd=Path(__file__).parents[2])
+    deadline = time.time() + 60
+    while not mark.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    worker = int(mark.read_text())
+    parent.kill()
+    parent.wait()
+    while time.time() < deadline:  # the worker finishes its task, finds no parent and leaves
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the orphaned worker did not exit")
+    assert "Traceback" not in log.read_text()
+
+
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "kws"
