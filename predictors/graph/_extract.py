@@ -11,12 +11,14 @@ they call (operators, MACs, weight bytes), recursively.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from predictors.graph._features import (
     ACTIVATIONS,
+    CHANNEL_BLOCKS,
     DTYPES,
     FEATURE_VERSION,
     GRAPH_FEATURES,
@@ -34,6 +36,7 @@ from search_spaces.errors import InvalidModelError
 _OPTION_COLUMN = {name: NODE_INDEX[f"opt_{name}"] for name in OPTION_FIELDS}
 _CLIP = 1e30  # well inside float32
 _DTYPE_SLOT = {d: i for i, d in enumerate(DTYPES)}
+_REDUCE_OVER_WEIGHTS = {"CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED"}  # weights [cout, ..., cin]
 _MAC_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "CONV_3D_TRANSPOSE",
             "FULLY_CONNECTED", "BATCH_MATMUL"}
 
@@ -127,6 +130,13 @@ def _split(op: OperatorInfo, tensors: list[TensorInfo]):
     return act_in, consts, out
 
 
+@functools.lru_cache(maxsize=4096)
+def _fills(channels: int) -> tuple[float, ...]:
+    """``c / (ceil(c / k) * k)`` for every channel block size ``k``."""
+    c = max(int(channels), 1)
+    return tuple(c / (-(-c // k) * k) for k in CHANNEL_BLOCKS)
+
+
 def _dtype_slot(dtype: str | None) -> int:
     return _DTYPE_SLOT.get(dtype, len(DTYPES)) if dtype is not None else -1
 
@@ -145,6 +155,9 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     col = NODE_INDEX
     dt_out, dt_in, dt_w = col["out_dtype_float32"], col["in_dtype_float32"], col["weight_dtype_float32"]
     act0, pad0 = col["activation_none"], col["padding_same"]
+    fill_out, fill_in, pad_work = col[f"out_channel_fill{CHANNEL_BLOCKS[0]}"], \
+        col[f"in_channel_fill{CHANNEL_BLOCKS[0]}"], col[f"work_pad{CHANNEL_BLOCKS[0]}"]
+    nb = len(CHANNEL_BLOCKS)
     total_macs = total_weights = 0.0
 
     for i, op in enumerate(ops):
@@ -163,7 +176,25 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         out_elems = sum(t.num_elements for t in outs)
         weight_bytes = sum(c.nbytes for c in consts)
         row[col["macs"]] = macs
-        row[col["elementwise_ops"]] = 0.0 if macs else float(max(in_elems, out_elems))
+        elementwise = 0.0 if macs else float(max(in_elems, out_elems))
+        row[col["elementwise_ops"]] = elementwise
+        opcode = op.opcode
+        f_out = _fills(out.shape[-1] if out is not None and out.shape else 1)
+        if macs and opcode in _REDUCE_OVER_WEIGHTS and len(op.inputs) > 1 and op.inputs[1] >= 0:
+            # the reduction runs over the weights' input channels (their last dimension)
+            w_shape = tensors[op.inputs[1]].shape
+            f_in = _fills(w_shape[-1] if w_shape else 1)
+        else:  # depthwise (no reduction over channels), matmul, element-wise: the input's
+            f_in = _fills(act_in[0].shape[-1] if act_in and act_in[0].shape else 1)
+        row[fill_out:fill_out + nb] = f_out
+        row[fill_in:fill_in + nb] = f_in
+        if macs:
+            if opcode == "DEPTHWISE_CONV_2D":
+                row[pad_work:pad_work + nb] = [macs / a for a in f_out]
+            else:
+                row[pad_work:pad_work + nb] = [macs / (a * b) for a, b in zip(f_out, f_in)]
+        elif elementwise:
+            row[pad_work:pad_work + nb] = [elementwise / a for a in f_out]
         row[col["out_elements"]] = out_elems
         row[col["weight_bytes"]] = weight_bytes
         row[col["in_activation_bytes"]] = sum(t.nbytes for t in act_in)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-FEATURE_SCHEMA = 1
+FEATURE_SCHEMA = 2
 
 # Operator-type vocabulary: the builtin code itself (0..254; CUSTOM is 32, one bucket
 # for every custom op); codes the schema does not know yet share the last bucket.
@@ -19,6 +19,7 @@ UNKNOWN_OP_TYPE = NUM_OP_TYPES - 1
 DTYPES = ("FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32", "INT64", "BOOL")  # + other
 ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")  # schema enum order
 PADDINGS = ("SAME", "VALID")
+CHANNEL_BLOCKS = (8, 16, 32)
 
 # Every numeric scalar field of the builtin options of TFLite schema 2.18 (both
 # option unions), by field name: ops that share a field (StrideW of conv, depthwise,
@@ -75,6 +76,12 @@ NODE_FEATURES: tuple[str, ...] = tuple(
         "called_subgraph_macs",
         "called_subgraph_weight_bytes",
     ]
+    # Channel alignment (schema 2): accelerators and SIMD kernels work on channels in
+    # blocks (Ethos-U55-128: 16 output channels a block, so 24 channels cost what 32
+    # do); c / ceil(c / k) * k of the last dimension, and the MACs (elementwise ops
+    # where there are none) with the channels padded to multiples of k.
+    + [f"{side}_channel_fill{k}" for side in ("out", "in") for k in CHANNEL_BLOCKS]
+    + [f"work_pad{k}" for k in CHANNEL_BLOCKS]
     + _onehot("out_dtype", DTYPES)
     + _onehot("in_dtype", DTYPES)
     + _onehot("weight_dtype", DTYPES)

@@ -100,6 +100,38 @@ def test_node_features_of_a_known_network():
     assert data.edge_index.tolist() == [[0, 1, 2, 3], [1, 2, 3, 4]]
 
 
+def test_channel_alignment_features_of_a_known_network():
+    x = from_tflite(to_tflite(_no_pool_net())).x
+    conv, dw, conv1x1, fc = x[0], x[1], x[2], x[4]
+    # conv: 3 input channels -> 8 output channels
+    assert [float(conv[COL[f"out_channel_fill{k}"]]) for k in (8, 16, 32)] == [1.0, 0.5, 0.25]
+    assert float(conv[COL["in_channel_fill16"]]) == pytest.approx(3 / 16)
+    assert float(conv[COL["work_pad16"]]) == pytest.approx(6 * 6 * 8 * 3 * 3 * 3 / (0.5 * 3 / 16))
+    # depthwise: no reduction over channels, only the output side is padded
+    assert float(dw[COL["work_pad16"]]) == pytest.approx(4 * 4 * 8 * 3 * 3 / 0.5)
+    # 1x1 conv 8 -> 16 and the classifier 256 -> 5 (reduction over the weights' last dimension)
+    assert float(conv1x1[COL["out_channel_fill16"]]) == 1.0 and float(conv1x1[COL["in_channel_fill16"]]) == 0.5
+    assert float(fc[COL["in_channel_fill32"]]) == 1.0 and float(fc[COL["out_channel_fill8"]]) == pytest.approx(5 / 8)
+
+
+def test_channel_blocks_matter_on_the_npu():
+    """Why the alignment columns exist, checked on Vela: on the U55-128 a 3x3 convolution
+    over 24 input channels takes about as long as one over 32 (and longer, for 16
+    outputs), though it has a quarter fewer MACs."""
+    from search_spaces import import_keras
+
+    keras = import_keras()
+
+    def net(cin, cout):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((32, 32, cin), batch_size=1)
+        return keras.Model(inputs, keras.layers.Conv2D(cout, 3, padding="same")(inputs))
+
+    npu = targets.get("ethos-u55-128")
+    lat = {c: npu.measure(to_tflite(net(*c), num_samples=2))["latency_ms"] for c in [(24, 24), (32, 32), (24, 16), (32, 16)]}
+    assert lat[24, 24] > 0.9 * lat[32, 32] and lat[24, 16] > lat[32, 16]
+
+
 def test_total_macs_equal_vela_on_mac_only_networks():
     """Checked against a count we did not write: Vela's nn_macs."""
     tflite = to_tflite(_no_pool_net())
