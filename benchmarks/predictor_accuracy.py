@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-loso", action="store_true", help="skip leave-one-space-out")
     parser.add_argument("--loso-epochs", type=int, help="epochs of the leave-one-space-out runs (default --epochs)")
     parser.add_argument("--loso-targets", default="ethos-u55-128", help="comma list; 'all' for every target")
+    parser.add_argument("--loso-spaces", default="all",
+                        help="comma list of the spaces to leave out in turn (e.g. half of them per process)")
     parser.add_argument("--no-zoo", action="store_true", help="skip the out-of-space networks")
     parser.add_argument("--zoo-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "hwnas", "zoo"))
     parser.add_argument("--json", help="also write every report to this JSON file")
@@ -166,6 +168,8 @@ def main(argv=None) -> int:
     if not args.no_loso:
         for target in loso_targets:
             for space in TASK_SPACES:
+                if args.loso_spaces != "all" and space not in args.loso_spaces.split(","):
+                    continue
                 if info["by_space"].get(space, {}).get(target, 0) == 0:
                     continue
                 t0 = time.time()
