@@ -87,6 +87,27 @@ def _rescaled(init: str, train: list, test: list):
     return predictor.predict_graphs(test)[0][:, column][:, None] * factor[None, :]
 
 
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def _nb201_onehot(arch_str: str) -> np.ndarray:
+    """The 6 edges x 5 operations indicators of an NB201 cell, and a constant."""
+    edges = [e.rsplit("~", 1)[0] for node in arch_str.strip("|").split("|+|") for e in node.strip("|").split("|")]
+    v = np.zeros(len(edges) * len(NB201_OPS) + 1)
+    for i, op in enumerate(edges):
+        v[i * len(NB201_OPS) + NB201_OPS.index(op)] = 1.0
+    v[-1] = 1.0
+    return v
+
+
+def _linear(arch_strs: dict, train: list, test_ids: list, y_train: np.ndarray):
+    """In-space reference (works only inside NB201): least squares on the one-hot encoding."""
+    x_train = np.array([_nb201_onehot(arch_strs[a]) for a in train])
+    x_test = np.array([_nb201_onehot(arch_strs[a]) for a in test_ids])
+    w = np.linalg.solve(x_train.T @ x_train + 1e-3 * np.eye(x_train.shape[1]), x_train.T @ y_train)
+    return x_test @ w
+
+
 def _source_predictor(args, data: str, table: str, device: str, pool: list[str]) -> str:
     """A predictor of the table's other devices, trained on the networks outside the test set
     (HELP's setting: measurements of reference devices, few of the new one); cached."""
@@ -168,13 +189,14 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble", type=int, default=1)
     parser.add_argument("--init", default="perfsage-cpu-litert",
                         help="the trained predictor (NAME|PATH) the finetune, fewshot and rescaled modes start from")
-    parser.add_argument("--modes", default="scratch,fewshot",
+    parser.add_argument("--modes", default="scratch,fewshot,linear",
                         help="comma list of: scratch (train from nothing), finetune (every weight of --init), "
                              "fewshot (--init's graph network frozen, heads trained: `hwnas train --few-shot`), "
                              "rescaled (--init's own latency prediction times one factor fitted on the "
                              "training networks: a zero-shot baseline), transfer (fewshot from a predictor of "
                              "the table's other devices, trained on the networks outside the test set: "
-                             "HELP's setting)")
+                             "HELP's setting), linear (NB201 tables only: least squares on the 30 edge x "
+                             "operation indicators, an in-space reference)")
     parser.add_argument("--source-epochs", type=int, default=100,
                         help="epochs of the transfer mode's predictor of the other devices")
     parser.add_argument("--workers", type=int, default=2)
@@ -223,7 +245,12 @@ def main(argv=None) -> int:
                 train, val = pool[:n], pool[n:n + n_val]
                 for mode in args.modes.split(","):
                     t0 = time.time()
-                    if mode == "rescaled":
+                    if mode == "linear":
+                        if space != "nasbench201":
+                            continue
+                        y_train = np.concatenate([by_id[a].y.numpy() for a in train]).astype(np.float64)
+                        pred = _linear(key, train, test, y_train)
+                    elif mode == "rescaled":
                         pred = _rescaled(args.init, [by_id[a] for a in train], test_graphs)
                     elif mode == "transfer":
                         source = _source_predictor(args, data, table, device, pool)
