@@ -87,15 +87,14 @@ def _rescaled(init: str, train: list, test: list):
     return predictor.predict_graphs(test)[0][:, column][:, None] * factor[None, :]
 
 
-NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
-
 def _nb201_onehot(arch_str: str) -> np.ndarray:
     """The 6 edges x 5 operations indicators of an NB201 cell, and a constant."""
-    edges = [e.rsplit("~", 1)[0] for node in arch_str.strip("|").split("|+|") for e in node.strip("|").split("|")]
-    v = np.zeros(len(edges) * len(NB201_OPS) + 1)
+    from search_spaces.nasbench201 import OPS, parse_arch_str
+
+    edges = parse_arch_str(arch_str)
+    v = np.zeros(len(edges) * len(OPS) + 1)
     for i, op in enumerate(edges):
-        v[i * len(NB201_OPS) + NB201_OPS.index(op)] = 1.0
+        v[i * len(OPS) + OPS.index(op)] = 1.0
     v[-1] = 1.0
     return v
 

@@ -184,7 +184,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             # the reduction runs over the weights' input channels (their last dimension)
             w_shape = tensors[op.inputs[1]].shape
             f_in = _fills(w_shape[-1] if w_shape else 1)
-        else:  # depthwise (no reduction over channels), matmul, element-wise: the input's
+        else:  # depthwise (no reduction over channels), matmul, element-wise: the input's channels
             f_in = _fills(act_in[0].shape[-1] if act_in and act_in[0].shape else 1)
         row[fill_out:fill_out + nb] = f_out
         row[fill_in:fill_in + nb] = f_in
