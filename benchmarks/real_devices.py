@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -117,7 +118,8 @@ def _source_predictor(args, data: str, table: str, device: str, pool: list[str])
         others = [d for d in TABLES[table][3] if d != device]
         n_val = max(10, len(pool) // 10)
         train_predictor([data], path, targets=others, split=(pool[n_val:], pool[:n_val], []),
-                        epochs=args.source_epochs, config={"ensemble": args.ensemble}, progress=False)
+                        epochs=args.source_epochs, config={"ensemble": args.ensemble}, progress=False,
+                        device=args.device)
     return path
 
 
@@ -199,6 +201,8 @@ def main(argv=None) -> int:
     parser.add_argument("--source-epochs", type=int, default=100,
                         help="epochs of the transfer mode's predictor of the other devices")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the predictors train: cpu, cuda, auto")
+    parser.add_argument("--json", metavar="FILE", help="also append each result row to FILE (JSON lines)")
     parser.add_argument("--import-only", action="store_true",
                         help="only draw and import the tables (the slow, resumable part), train nothing")
     args = parser.parse_args(argv)
@@ -255,13 +259,14 @@ def main(argv=None) -> int:
                         source = _source_predictor(args, data, table, device, pool)
                         predictor, _ = train_predictor(
                             [data], None, targets=[device], split=(train, val, test), epochs=args.epochs,
-                            config={"ensemble": args.ensemble}, init=source, few_shot=True, progress=False)
+                            config={"ensemble": args.ensemble}, init=source, few_shot=True, progress=False,
+                            device=args.device)
                         pred = predictor.predict_graphs(test_graphs)[0]
                     else:
                         predictor, _ = train_predictor(
                             [data], None, targets=[device], split=(train, val, test), epochs=args.epochs,
                             config={"ensemble": args.ensemble}, init=None if mode == "scratch" else args.init,
-                            few_shot=mode == "fewshot", progress=False)
+                            few_shot=mode == "fewshot", progress=False, device=args.device)
                         assert predictor.label_names == names
                         pred = predictor.predict_graphs(test_graphs)[0]
                     for j, name in enumerate(names):
@@ -270,7 +275,13 @@ def main(argv=None) -> int:
                         rows.append((table, device + _kind(table, device), n, mode, name.split("/", 1)[1],
                                      f"{s['mape']:.2f}", f"{s_conn['mape']:.2f}", f"{s['acc10']:.1f}",
                                      f"{s['spearman']:.3f}", f"{s['n']} ({s['n'] - s_conn['n']})"))
-                    print(format_table(rows[-1:], HEADER), f"({time.time() - t0:.0f} s)", file=sys.stderr)
+                    elapsed = time.time() - t0
+                    print(format_table(rows[-len(names):], HEADER), f"({elapsed:.0f} s)", file=sys.stderr)
+                    if args.json:
+                        with open(args.json, "a") as f:
+                            for row in rows[-len(names):]:
+                                f.write(json.dumps({**dict(zip(HEADER, row)), "seconds": round(elapsed, 1),
+                                                    "trained_on": args.device}) + "\n")
     print(format_table(rows, HEADER))
     print()
     for what, rho in PUBLISHED:

@@ -198,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _, report = train_predictor(
         args.data, args.out, config=config, epochs=args.epochs, seed=args.seed, targets=args.target,
         spaces=args.space, test_spaces=args.test_space, init=args.init, progress=not args.quiet,
-        few_shot=args.few_shot,
+        few_shot=args.few_shot, device=args.device,
     )
     rows = []
     for target, metrics in report["test"].items():
@@ -398,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", choices=("default", "published"), default="default",
                    help="our configuration, or the published PerfSAGE one (baseline)")
     p.add_argument("--ensemble", type=int, default=None, metavar="K", help="ensemble members (uncertainty)")
+    p.add_argument("--device", default="cpu", metavar="D",
+                   help="where to train: cpu (default), cuda, cuda:N, or auto (CUDA if PyTorch sees one); "
+                        "the predictor saved runs on the CPU either way")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = add("evaluate", cmd_evaluate, "score a predictor on a dataset: MAPE, acc10, Spearman, n")

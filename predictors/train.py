@@ -125,9 +125,32 @@ def _loss(pred, batch, scaler_t, kind: str):
     return (err * mask).sum() / mask.sum().clamp_min(1)
 
 
-def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, progress, member: int):
+def resolve_device(device: str | None):
+    """``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto`` (CUDA when PyTorch sees one)."""
+    import torch
+
+    name = (device or "cpu").strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise HwnasError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HwnasError(f"device {device!r}: PyTorch sees no CUDA device here (a CPU build, or no GPU); "
+                         "use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise HwnasError(f"device {device!r}: only cpu and cuda are supported")
+    return dev
+
+
+def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, progress, member: int,
+                device=None):
     import torch
     from torch_geometric.loader import DataLoader
+
+    device = device if device is not None else torch.device("cpu")
+    model.to(device)
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -139,14 +162,15 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
-    scaler_t = (torch.tensor(scaler.mean, dtype=torch.float32), torch.tensor(scaler.std, dtype=torch.float32),
-                scaler.log)
+    scaler_t = (torch.tensor(scaler.mean, dtype=torch.float32, device=device),
+                torch.tensor(scaler.std, dtype=torch.float32, device=device), scaler.log)
     best, best_state, history = math.inf, copy.deepcopy(model.state_dict()), []
     bar = _bar(epochs, f"member {member}", progress)
     for epoch in range(epochs):
         model.train()
         total, count = 0.0, 0
         for b in loader:
+            b = b.to(device)
             opt.zero_grad()
             loss = _loss(model(b.x, b.op_type, b.edge_index, b.batch, b.u), b, scaler_t, cfg["loss"])
             loss.backward()
@@ -159,6 +183,7 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
         with torch.inference_mode():
             v, vn = 0.0, 0
             for b in val_loader:
+                b = b.to(device)
                 v += float(_loss(model(b.x, b.op_type, b.edge_index, b.batch, b.u), b, scaler_t, "mape")) * b.num_graphs
                 vn += b.num_graphs
         val_mape = v / max(vn, 1) * 100
@@ -169,6 +194,7 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
         bar.set_postfix(loss=f"{total / max(count, 1):.4f}", val_mape=f"{val_mape:.2f}%")
     bar.close()
     model.load_state_dict(best_state)
+    model.to("cpu")  # predictors run (and are saved) on the CPU
     model.eval()
     return history, best
 
@@ -229,6 +255,7 @@ def train_predictor(
     progress: bool = True,
     split: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
     few_shot: bool = False,
+    device: str | None = None,
 ):
     """Trains (or fine-tunes, with ``init``) a PerfSAGE predictor; saves it to ``out``.
 
@@ -241,6 +268,9 @@ def train_predictor(
     the per-operator cost and the graph overhead, 5,700 of the 37,000 weights for four
     labels (``FEW_SHOT`` sets the optimiser; ``config`` overrides it).
 
+    ``device``: where the members train (``cpu``, ``cuda``, ``cuda:N``, ``auto``); the
+    predictor returned and saved runs on the CPU either way.
+
     Returns:
         ``(predictor, report)``; the report holds the test scores, training time and
         the split sizes (it is also in the manifest).
@@ -252,6 +282,7 @@ def train_predictor(
     from predictors.predictor import LabelScaler, Predictor, load_predictor, save_predictor
 
     started = time.time()
+    dev = resolve_device(device)
     if few_shot and not init:
         raise HwnasError("few-shot training starts from a trained predictor: give --init NAME|PATH")
     base = load_predictor(init) if init else None
@@ -292,7 +323,7 @@ def train_predictor(
                 for key, param in model.named_parameters():
                     param.requires_grad = key.startswith(TRAINABLE_IN_FEW_SHOT)
         history, best = _fit_member(model, p_train, p_val, cfg, scaler, seed * 100 + i, cfg["epochs"],
-                                    progress, i)
+                                    progress, i, dev)
         members.append(model)
         histories.append(history)
         best_val.append(best)
@@ -327,6 +358,7 @@ def train_predictor(
         "best_val_mape": best_val,
         "train_seconds": time.time() - started,
         "threads": torch.get_num_threads(),
+        "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "epochs": cfg["epochs"],
         "history": [h[-1] for h in histories],
     }

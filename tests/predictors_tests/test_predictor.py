@@ -184,6 +184,34 @@ def test_cli_train_predict_evaluate(kws_data, trained, int8_model_path, tmp_path
     assert proc.returncode == 1 and "unknown predictor" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_training_device_is_checked_before_any_work(kws_data, tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "hwnas", *a], capture_output=True, text=True)  # noqa
+    base = ("train", "--data", str(kws_data), "--out", str(tmp_path / "p"), "--epochs", "1", "--quiet")
+    proc = run(*base, "--device", "tpu9")
+    assert proc.returncode == 1 and "tpu9" in proc.stderr and "Traceback" not in proc.stderr
+    if not torch.cuda.is_available():
+        proc = run(*base, "--device", "cuda")
+        assert proc.returncode == 1 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_gives_a_cpu_predictor_that_learns(kws_data, trained, tmp_path):
+    _, cpu_predictor, cpu_report = trained
+    predictor, report = train_predictor([kws_data], tmp_path / "gpu", epochs=80, config={"ensemble": 2},
+                                        progress=False, device="cuda")
+    assert report["device"].startswith("cuda")
+    assert all(p.device.type == "cpu" for m in predictor.members for p in m.parameters())
+    loaded = load_predictor(tmp_path / "gpu")
+    graphs, _ = load_graphs([kws_data])
+    np.testing.assert_allclose(loaded.predict_graphs(graphs)[0], predictor.predict_graphs(graphs)[0], rtol=1e-5)
+    for t, metrics in cpu_report["test"].items():
+        if t == "by_space":
+            continue
+        for m, s in metrics.items():  # the same recipe learns as well on the GPU (not bit-equal)
+            assert report["test"][t][m]["mape"] < 2 * s["mape"] + 1.0, (t, m, report["test"][t][m], s)
+
+
 @pytest.mark.parametrize("aggr", ["mean", "sum", "max"])
 def test_the_direct_sage_arithmetic_equals_pyg_sageconv(aggr):
     """PerfSAGE calls SAGEConv's linear maps itself (no propagate overhead): same numbers."""
