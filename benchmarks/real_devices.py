@@ -141,6 +141,11 @@ def _rank(key: str) -> str:
 def _subset_csv(table: str, networks: int, out_dir: str) -> dict[str, str]:
     """Per device of ``table``, a CSV of ``networks`` rows chosen by a fixed hash of the arch."""
     os.makedirs(out_dir, exist_ok=True)
+    # named by the draw's size: a larger draw is a new file (its first rows are the
+    # smaller draw's, by rank, so the import resumes instead of starting over)
+    paths = {d: os.path.join(out_dir, f"{table}-{d}-{networks}.csv") for d in TABLES[table][3]}
+    if all(os.path.exists(p) for p in paths.values()):  # drawn before: the source table is not needed
+        return paths
     if table.startswith("pi5"):
         with open(NB201_CSV, newline="") as f:
             arch_of = {row["nb201_index"]: row["arch_str"] for row in csv.DictReader(f)}
@@ -161,19 +166,15 @@ def _subset_csv(table: str, networks: int, out_dir: str) -> dict[str, str]:
             rows = list(csv.DictReader(f))
         per_device = {d: rows for d in TABLES[table][3]}
     arch_column = TABLES[table][2]
-    paths = {}
     for device, rows in per_device.items():
         chosen = sorted(rows, key=lambda r: _rank(r[arch_column]))[:networks]
-        # named by the draw's size: a larger draw is a new file (its first rows are the
-        # smaller draw's, by rank, so the import resumes instead of starting over)
-        path = os.path.join(out_dir, f"{table}-{device}-{networks}.csv")
+        path = paths[device]
         if not os.path.exists(path):
             with open(path + ".part", "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(chosen[0]))
                 writer.writeheader()
                 writer.writerows(chosen)
             os.replace(path + ".part", path)
-        paths[device] = path
     return paths
 
 
