@@ -2,6 +2,7 @@
 
     python benchmarks/real_devices.py [--work DIR] [--tables nb201,pi5,fbnet] [--devices ...]
         [--networks 3000] [--train-sizes 100,900] [--test-size 2000] [--workers 2]
+        [--modes scratch,fewshot,transfer,linear] [--device cpu|cuda] [--json FILE]
 
 Sources (see ../shared/data/README.md): HELP (HayeonLee/HELP, MIT) latency of all
 15,625 NAS-Bench-201 cells on 27 device settings, whose raspi4, pixel3, eyeriss and
@@ -15,6 +16,9 @@ Per table, ``--networks`` rows are drawn by a fixed hash of the architecture, ex
 once (``hwnas dataset import`` into ``--work``; resumable, every device of the table
 reuses the exports), and per device a predictor is trained on 100 and on 900 networks
 (validation: a tenth more) and tested on 2,000 others that no training run saw.
+Training is the long part once the tables are imported: ``--devices``, ``--train-sizes``
+and ``--modes`` split it over processes (or machines: a copy of ``--work`` is enough),
+``--json`` collects their rows.
 """
 from __future__ import annotations
 
