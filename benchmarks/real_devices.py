@@ -92,22 +92,28 @@ def _rescaled(init: str, train: list, test: list):
     return predictor.predict_graphs(test)[0][:, column][:, None] * factor[None, :]
 
 
-def _nb201_onehot(arch_str: str) -> np.ndarray:
-    """The 6 edges x 5 operations indicators of an NB201 cell, and a constant."""
-    from search_spaces.nasbench201 import OPS, parse_arch_str
+def _onehot(space: str, arch: dict) -> np.ndarray:
+    """The in-space indicators of an architecture, and a constant: NB201's 6 edges x 5
+    operations, FBNet's 22 layers x 9 blocks."""
+    if space == "nasbench201":
+        from search_spaces.nasbench201 import OPS, parse_arch_str
 
-    edges = parse_arch_str(arch_str)
-    v = np.zeros(len(edges) * len(OPS) + 1)
-    for i, op in enumerate(edges):
-        v[i * len(OPS) + OPS.index(op)] = 1.0
+        choices = [OPS.index(op) for op in parse_arch_str(arch["arch_str"])]
+    else:
+        from search_spaces.fbnet import OPS
+
+        choices = list(arch["op_idx_list"])
+    v = np.zeros(len(choices) * len(OPS) + 1)
+    for i, op in enumerate(choices):
+        v[i * len(OPS) + op] = 1.0
     v[-1] = 1.0
     return v
 
 
-def _linear(arch_strs: dict, train: list, test_ids: list, y_train: np.ndarray):
-    """In-space reference (works only inside NB201): least squares on the one-hot encoding."""
-    x_train = np.array([_nb201_onehot(arch_strs[a]) for a in train])
-    x_test = np.array([_nb201_onehot(arch_strs[a]) for a in test_ids])
+def _linear(space: str, archs: dict, train: list, test_ids: list, y_train: np.ndarray):
+    """In-space reference (works only inside one space): least squares on the indicators."""
+    x_train = np.array([_onehot(space, archs[a]) for a in train])
+    x_test = np.array([_onehot(space, archs[a]) for a in test_ids])
     w = np.linalg.solve(x_train.T @ x_train + 1e-3 * np.eye(x_train.shape[1]), x_train.T @ y_train)
     return x_test @ w
 
@@ -201,8 +207,8 @@ def main(argv=None) -> int:
                              "rescaled (--init's own latency prediction times one factor fitted on the "
                              "training networks: a zero-shot baseline), transfer (fewshot from a predictor of "
                              "the table's other devices, trained on the networks outside the test set: "
-                             "HELP's setting), linear (NB201 tables only: least squares on the 30 edge x "
-                             "operation indicators, an in-space reference)")
+                             "HELP's setting), linear (least squares on the one-hot choices: NB201's 30 edge x "
+                             "operation, FBNet's 198 layer x block indicators; an in-space reference)")
     parser.add_argument("--source-epochs", type=int, default=100,
                         help="epochs of the transfer mode's predictor of the other devices")
     parser.add_argument("--workers", type=int, default=2)
@@ -254,10 +260,8 @@ def main(argv=None) -> int:
                 for mode in args.modes.split(","):
                     t0 = time.time()
                     if mode == "linear":
-                        if space != "nasbench201":
-                            continue
                         y_train = np.concatenate([by_id[a].y.numpy() for a in train]).astype(np.float64)
-                        pred = _linear(key, train, test, y_train)
+                        pred = _linear(space, {r["arch_id"]: r["arch"] for r in stored}, train, test, y_train)
                     elif mode == "rescaled":
                         pred = _rescaled(args.init, [by_id[a] for a in train], test_graphs)
                     elif mode == "transfer":
