@@ -238,7 +238,7 @@ def main(argv=None) -> int:
             if args.import_only:
                 continue
             with DatasetStore(data) as store:
-                stored = [r for r in store.rows() if device in r["labels"]]
+                stored = [r for r in store.rows(with_tflite=False) if device in r["labels"]]
             # ordered by the architecture itself, so that tables of the same cells under other
             # export options (nb201, nb201-compute) split into the same test set
             key = {r["arch_id"]: r["arch"].get("arch_str") or r["arch_id"] for r in stored}

@@ -79,29 +79,34 @@ class GraphDataset(InMemoryDataset):
         raise FileNotFoundError(self._store_dir / DB_NAME)
 
     def process(self) -> None:
+        # one stored file at a time: a list of the decompressed files of a large dataset
+        # does not fit in memory (3,000 FBNet networks: 6 GB)
+        graphs, labels = [], []
         with DatasetStore(self._store_dir) as store:
-            rows = [r for r in store.rows(self._spaces) if r["tflite"] is not None]
-        if not rows:
+            for r in store.rows(self._spaces):
+                if r["tflite"] is None:
+                    continue
+                data = from_tflite(r["tflite"])
+                data.space = r["space"]
+                data.arch_id = r["arch_id"]
+                graphs.append(data)
+                labels.append(r["labels"])
+        if not graphs:
             from search_spaces.errors import HwnasError
 
             raise HwnasError(f"{self._store_dir}: no stored networks to load (spaces: {self._spaces or 'all'})")
-        names = sorted({f"{t}/{m}" for r in rows for t, metrics in r["labels"].items()
+        names = sorted({f"{t}/{m}" for row in labels for t, metrics in row.items()
                         if self._targets is None or t in self._targets
                         for m, v in metrics.items() if _is_label(t, m, v)})
         index = {n: i for i, n in enumerate(names)}
-        graphs = []
-        for r in rows:
-            data = from_tflite(r["tflite"])
+        for data, row in zip(graphs, labels):
             y = torch.full((1, len(names)), math.nan, dtype=torch.float32)
-            for t, metrics in r["labels"].items():
+            for t, metrics in row.items():
                 for m, v in metrics.items():
                     i = index.get(f"{t}/{m}")
                     if i is not None:
                         y[0, i] = float(v)
             data.y = y
-            data.space = r["space"]
-            data.arch_id = r["arch_id"]
-            graphs.append(data)
         # Caches of older feature versions or data go; those of other selections (spaces,
         # targets) of the same data stay: another process may be reading them.
         for old in Path(self.processed_dir).glob("*.pt"):

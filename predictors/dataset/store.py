@@ -194,9 +194,15 @@ class DatasetStore:
         l_ = self.conn.execute("SELECT COUNT(*), MAX(created) FROM labels").fetchone()
         return f"{n[0]}-{n[1]}-{l_[0]}-{l_[1]}"
 
-    def rows(self, spaces: list[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Every healthy network with its successful labels, in insertion order."""
-        query = "SELECT arch_id, space, arch, seed, tflite FROM networks WHERE status = 'ok'"
+    def rows(self, spaces: list[str] | None = None, with_tflite: bool = True) -> Iterator[dict[str, Any]]:
+        """Every healthy network with its successful labels, in insertion order.
+
+        One row at a time: a stored TFLite file is a few MB once decompressed (FBNet's are
+        2 MB), so a caller that keeps rows keeps those; ``with_tflite=False`` leaves them
+        out (``"tflite"`` is None) for callers that need the architectures and labels.
+        """
+        blob_column = "tflite" if with_tflite else "NULL"
+        query = f"SELECT arch_id, space, arch, seed, {blob_column} FROM networks WHERE status = 'ok'"
         args: tuple = ()
         if spaces:
             query += f" AND space IN ({','.join('?' * len(spaces))})"

@@ -165,6 +165,35 @@ def test_graph_dataset_caches_per_feature_version(small_dataset, monkeypatch):
     assert cache == [c for c in cache if "perfsage-99.test" in c] and len(cache) == 1
 
 
+def test_the_graph_cache_is_built_one_stored_file_at_a_time(small_dataset, tmp_path):
+    """A decompressed TFLite file is MBs (FBNet: 2 MB): 3,000 of them held at once were 6 GB."""
+    import shutil
+    import tracemalloc
+
+    from predictors.dataset.graphs import GraphDataset
+
+    copy = tmp_path / "many"
+    copy.mkdir()
+    shutil.copy(small_dataset / "dataset.sqlite", copy / "dataset.sqlite")
+    conn = sqlite3.connect(copy / "dataset.sqlite")
+    for n in range(10):  # 30 networks: the 3 stored ones under new ids
+        conn.execute("INSERT INTO networks SELECT arch_id || ?, space, arch, seed, status, reason, tflite, "
+                     "tflite_sha256, tflite_bytes, export_s, run_id, created FROM networks WHERE length(arch_id) = 16",
+                     (f"-{n}",))
+    conn.commit()
+    conn.close()
+    with DatasetStore(copy) as store:
+        sizes = [len(r["tflite"]) for r in store.rows()]
+        assert len(sizes) == 33 and all(r["tflite"] is None for r in store.rows(with_tflite=False))
+    tracemalloc.start()
+    try:
+        assert len(GraphDataset(copy)) == 33
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.3 * sum(sizes), (peak, sum(sizes))
+
+
 def test_bad_arguments_are_project_errors(tmp_path):
     from search_spaces.errors import UnknownNameError
 
