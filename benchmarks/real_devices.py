@@ -241,7 +241,8 @@ def main(argv=None) -> int:
                 stored = [r for r in store.rows(with_tflite=False) if device in r["labels"]]
             # ordered by the architecture itself, so that tables of the same cells under other
             # export options (nb201, nb201-compute) split into the same test set
-            key = {r["arch_id"]: r["arch"].get("arch_str") or r["arch_id"] for r in stored}
+            archs = {r["arch_id"]: r["arch"] for r in stored}
+            key = {a: arch.get("arch_str") or a for a, arch in archs.items()}
             ids = sorted(key, key=lambda a: _rank(key[a]))
             # NB201 cells whose output no path reaches: the tables time them at ~0.01 ms
             degenerate = {r["arch_id"] for r in stored if not _connected(r["arch"].get("arch_str"))}
@@ -261,7 +262,7 @@ def main(argv=None) -> int:
                     t0 = time.time()
                     if mode == "linear":
                         y_train = np.concatenate([by_id[a].y.numpy() for a in train]).astype(np.float64)
-                        pred = _linear(space, {r["arch_id"]: r["arch"] for r in stored}, train, test, y_train)
+                        pred = _linear(space, archs, train, test, y_train)
                     elif mode == "rescaled":
                         pred = _rescaled(args.init, [by_id[a] for a in train], test_graphs)
                     elif mode == "transfer":

@@ -145,11 +145,10 @@ def resolve_device(device: str | None):
 
 
 def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, progress, member: int,
-                device=None):
+                device="cpu"):
     import torch
     from torch_geometric.loader import DataLoader
 
-    device = device if device is not None else torch.device("cpu")
     model.to(device)
 
     torch.manual_seed(seed)
