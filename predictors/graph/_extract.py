@@ -30,7 +30,15 @@ from predictors.graph._features import (
     PADDINGS,
     UNKNOWN_OP_TYPE,
 )
-from predictors.tflite_model import ModelInfo, ModelSource, OperatorInfo, SubgraphInfo, TensorInfo, load_model
+from predictors.tflite_model import (
+    TYPE_BYTES,
+    ModelInfo,
+    ModelSource,
+    OperatorInfo,
+    SubgraphInfo,
+    TensorInfo,
+    load_model,
+)
 from search_spaces.errors import InvalidModelError
 
 _OPTION_COLUMN = {name: NODE_INDEX[f"opt_{name}"] for name in OPTION_FIELDS}
@@ -55,6 +63,29 @@ def _shape4(shape: tuple[int, ...]) -> tuple[list[float], int]:
     if rank > 4:
         dims = [_prod(dims[: rank - 3])] + dims[rank - 3:]
     return [1.0] * (4 - len(dims)) + dims, rank
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape5(shape: tuple[int, ...]) -> tuple[float, ...]:
+    """:func:`_shape4` and the rank as one tuple (shapes repeat: memoised)."""
+    dims, rank = _shape4(shape)
+    return (*dims, float(rank))
+
+
+_NO_SHAPE = (0.0,) * 5
+_NO_WORK = (0.0,) * len(CHANNEL_BLOCKS)
+# The leading node columns, written as one dense block per graph (in this order).
+_DENSE = (
+    [f"{side}_shape_{d}" for side in ("out", "in", "weight") for d in ("d0", "d1", "d2", "d3", "rank")]
+    + ["macs", "elementwise_ops", "out_elements", "weight_bytes", "in_activation_bytes", "out_activation_bytes",
+       "num_inputs", "num_constant_inputs", "num_outputs", "quantized_input", "quantized_output",
+       "per_channel_weights", "reads_graph_input", "writes_graph_output", "dynamic_shape",
+       "called_subgraph_ops", "called_subgraph_macs", "called_subgraph_weight_bytes"]
+    + [f"{side}_channel_fill{k}" for side in ("out", "in") for k in CHANNEL_BLOCKS]
+    + [f"work_pad{k}" for k in CHANNEL_BLOCKS]
+    + ["scratch_bytes", "persistent_scratch_bytes"]
+)
+assert tuple(_DENSE) == NODE_FEATURES[:len(_DENSE)], "the dense block must lead NODE_FEATURES"
 
 
 def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo],
@@ -92,6 +123,48 @@ def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInf
         tokens = out_elems / float(max(out.shape[-1], 1))
         return tokens * float(sum(c.num_elements for c in consts if len(c.shape) >= 2))
     return 0.0
+
+
+_REDUCTIONS = {"MEAN", "SUM"}
+
+
+def _kernel_scratch(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo],
+                    out: TensorInfo | None) -> tuple[float, float]:
+    """Bytes a CPU kernel allocates for one operator: (temporary, for the model's lifetime).
+
+    TFLite's kernels (checked against the LiteRT interpreter's own scratch tensors):
+    a CONV_2D that is strided, dilated or not 1x1 builds an im2col buffer
+    ``[N, H_out, W_out, kh * kw * C_in]`` in the input's type; a TRANSPOSE_CONV a
+    col2im buffer ``[H_in * W_in, kh * kw * C_out]`` of int32/float32, a quantised one
+    an int32 accumulator of its output, and a re-laid-out copy of its weights that
+    lives as long as the model; MEAN and SUM accumulate in 32 bits, one per output.
+    """
+    if out is None:
+        return 0.0, 0.0
+    kind, opts = op.opcode, op.options
+    if kind == "CONV_2D" and len(op.inputs) > 1 and op.inputs[1] >= 0 and act_in:
+        w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin / groups]
+        if len(w) != 4:
+            return 0.0, 0.0
+        strided = (opts.get("StrideW", 1.0), opts.get("StrideH", 1.0), opts.get("DilationWFactor", 1.0),
+                   opts.get("DilationHFactor", 1.0)) != (1.0, 1.0, 1.0, 1.0)
+        if not strided and w[1] == 1 and w[2] == 1:
+            return 0.0, 0.0
+        positions = float(out.num_elements) / max(float(w[0]), 1.0)
+        return positions * _prod(w[1:]) * TYPE_BYTES.get(act_in[0].dtype, 4.0), 0.0
+    if kind == "TRANSPOSE_CONV" and len(op.inputs) > 2 and min(op.inputs[1:3]) >= 0:
+        w_t, x = tensors[op.inputs[1]], tensors[op.inputs[2]]
+        w = w_t.shape  # [cout, kh, kw, cin]
+        if len(w) != 4 or not x.shape:
+            return 0.0, 0.0
+        positions = float(x.num_elements) / max(float(x.shape[-1]), 1.0)
+        scratch = positions * _prod(w[:3]) * 4.0
+        if x.dtype in ("INT8", "UINT8", "INT16"):
+            scratch += float(out.num_elements) * (8.0 if x.dtype == "INT16" else 4.0)
+        return scratch, float(w_t.nbytes)
+    if kind in _REDUCTIONS:
+        return float(out.num_elements) * 4.0, 0.0
+    return 0.0, 0.0
 
 
 class _Subgraphs:
@@ -155,29 +228,40 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     col = NODE_INDEX
     dt_out, dt_in, dt_w = col["out_dtype_float32"], col["in_dtype_float32"], col["weight_dtype_float32"]
     act0, pad0 = col["activation_none"], col["padding_same"]
-    fill_out, fill_in, pad_work = col[f"out_channel_fill{CHANNEL_BLOCKS[0]}"], \
-        col[f"in_channel_fill{CHANNEL_BLOCKS[0]}"], col[f"work_pad{CHANNEL_BLOCKS[0]}"]
-    nb = len(CHANNEL_BLOCKS)
+    c_scratch, c_persistent = col["scratch_bytes"], col["persistent_scratch_bytes"]
+    opt_rows: list[int] = []
+    opt_cols: list[int] = []
+    opt_values: list[float] = []
     total_macs = total_weights = 0.0
 
+    dense, sparse_rows, sparse_cols = [], [], []
     for i, op in enumerate(ops):
         op_type[i] = op.code if 0 <= op.code < UNKNOWN_OP_TYPE else UNKNOWN_OP_TYPE
         act_in, consts, out = _split(op, tensors)
-        row = x[i]
-        if out is not None:
-            row[0:4], row[4] = _shape4(out.shape)
-        if act_in:
-            row[5:9], row[9] = _shape4(act_in[0].shape)
-        if consts:
-            row[10:14], row[14] = _shape4(consts[0].shape)
-        macs = _op_macs(op, tensors, act_in, consts, out)
         outs = [tensors[t] for t in op.outputs if t >= 0]
-        in_elems = max((t.num_elements for t in act_in), default=0)
-        out_elems = sum(t.num_elements for t in outs)
-        weight_bytes = sum(c.nbytes for c in consts)
-        row[col["macs"]] = macs
+        macs = _op_macs(op, tensors, act_in, consts, out)
+        in_elems = in_bytes = 0
+        q_in = from_input = dynamic = False
+        for t in act_in:
+            in_elems = max(in_elems, t.num_elements)
+            in_bytes += t.nbytes
+            q_in = q_in or t.quantized
+            from_input = from_input or t.index in graph_inputs
+            dynamic = dynamic or t.is_dynamic
+        out_elems = out_bytes = 0
+        q_out = to_output = False
+        for t in outs:
+            out_elems += t.num_elements
+            out_bytes += t.nbytes
+            q_out = q_out or t.quantized
+            to_output = to_output or t.index in graph_outputs
+            dynamic = dynamic or t.is_dynamic
+        weight_bytes = 0.0
+        per_channel = False
+        for c in consts:
+            weight_bytes += c.nbytes
+            per_channel = per_channel or c.per_channel
         elementwise = 0.0 if macs else float(max(in_elems, out_elems))
-        row[col["elementwise_ops"]] = elementwise
         opcode = op.opcode
         f_out = _fills(out.shape[-1] if out is not None and out.shape else 1)
         if macs and opcode in _REDUCE_OVER_WEIGHTS and len(op.inputs) > 1 and op.inputs[1] >= 0:
@@ -186,51 +270,54 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             f_in = _fills(w_shape[-1] if w_shape else 1)
         else:  # depthwise (no reduction over channels), matmul, element-wise: the input's channels
             f_in = _fills(act_in[0].shape[-1] if act_in and act_in[0].shape else 1)
-        row[fill_out:fill_out + nb] = f_out
-        row[fill_in:fill_in + nb] = f_in
         if macs:
             if opcode == "DEPTHWISE_CONV_2D":
-                row[pad_work:pad_work + nb] = [macs / a for a in f_out]
+                work = [macs / a for a in f_out]
             else:
-                row[pad_work:pad_work + nb] = [macs / (a * b) for a, b in zip(f_out, f_in)]
+                work = [macs / (a * b) for a, b in zip(f_out, f_in)]
         elif elementwise:
-            row[pad_work:pad_work + nb] = [elementwise / a for a in f_out]
-        row[col["out_elements"]] = out_elems
-        row[col["weight_bytes"]] = weight_bytes
-        row[col["in_activation_bytes"]] = sum(t.nbytes for t in act_in)
-        row[col["out_activation_bytes"]] = sum(t.nbytes for t in outs)
-        row[col["num_inputs"]] = sum(1 for t in op.inputs if t >= 0)
-        row[col["num_constant_inputs"]] = len(consts)
-        row[col["num_outputs"]] = len(outs)
-        row[col["quantized_input"]] = float(any(t.quantized for t in act_in))
-        row[col["quantized_output"]] = float(any(t.quantized for t in outs))
-        row[col["per_channel_weights"]] = float(any(c.per_channel for c in consts))
-        row[col["reads_graph_input"]] = float(any(t.index in graph_inputs for t in act_in))
-        row[col["writes_graph_output"]] = float(any(t.index in graph_outputs for t in outs))
-        row[col["dynamic_shape"]] = float(any(t.is_dynamic for t in act_in + outs))
+            work = [elementwise / a for a in f_out]
+        else:
+            work = _NO_WORK
+        called_ops = called_macs = called_weights = 0.0
         for called in op.called_subgraphs:
             c_ops, c_macs, c_w = costs.cost(called, frozenset({0}))
-            row[col["called_subgraph_ops"]] += c_ops
-            row[col["called_subgraph_macs"]] += c_macs
-            row[col["called_subgraph_weight_bytes"]] += c_w
-        if out is not None:
-            row[dt_out + _dtype_slot(out.dtype)] = 1.0
+            called_ops, called_macs, called_weights = called_ops + c_ops, called_macs + c_macs, called_weights + c_w
+        # the leading columns (_DENSE) as one row of Python floats, written once at the end
+        row = [
+            *(_shape5(out.shape) if out is not None else _NO_SHAPE),
+            *(_shape5(act_in[0].shape) if act_in else _NO_SHAPE),
+            *(_shape5(consts[0].shape) if consts else _NO_SHAPE),
+            macs, elementwise, out_elems, weight_bytes, in_bytes, out_bytes,
+            sum(1 for t in op.inputs if t >= 0), len(consts), len(outs),
+            float(q_in), float(q_out), float(per_channel), float(from_input), float(to_output), float(dynamic),
+            called_ops, called_macs, called_weights,
+            *f_out, *f_in, *work,
+            *_kernel_scratch(op, tensors, act_in, out),
+        ]
+        dense.append(row)
+        # the one-hot and option columns, a few per operator: (row, column) pairs set to values
+        hot = [dt_out + _dtype_slot(out.dtype)] if out is not None else []
         if act_in:
-            row[dt_in + _dtype_slot(act_in[0].dtype)] = 1.0
+            hot.append(dt_in + _dtype_slot(act_in[0].dtype))
         if consts:
-            row[dt_w + _dtype_slot(consts[0].dtype)] = 1.0
+            hot.append(dt_w + _dtype_slot(consts[0].dtype))
         options = op.options
         if options:
+            activation = options.get("FusedActivationFunction")
+            if activation is not None and 0 <= activation < len(ACTIVATIONS):
+                hot.append(act0 + int(activation))
+            padding = options.get("Padding")
+            if padding is not None and 0 <= padding < len(PADDINGS):
+                hot.append(pad0 + int(padding))
             for name, value in options.items():  # a handful per operator, of 88 columns
                 c = _OPTION_COLUMN.get(name)
                 if c is not None and value is not None:
-                    row[c] = value
-            activation = options.get("FusedActivationFunction")
-            if activation is not None and 0 <= activation < len(ACTIVATIONS):
-                row[act0 + int(activation)] = 1.0
-            padding = options.get("Padding")
-            if padding is not None and 0 <= padding < len(PADDINGS):
-                row[pad0 + int(padding)] = 1.0
+                    opt_rows.append(i)
+                    opt_cols.append(c)
+                    opt_values.append(value)
+        sparse_rows.extend([i] * len(hot))
+        sparse_cols.extend(hot)
         total_macs += macs
         total_weights += weight_bytes
         for t in op.inputs:
@@ -239,6 +326,11 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         for t in op.outputs:
             if t >= 0:
                 producer.setdefault(t, i)
+    if n:
+        x[:, :len(_DENSE)] = dense
+        x[sparse_rows, sparse_cols] = 1.0
+        if opt_rows:
+            x[opt_rows, opt_cols] = opt_values
 
     # Edges: producer -> every consumer of a tensor (once per pair).
     edges: dict[tuple[int, int], float] = {}
@@ -266,7 +358,9 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         delta[start] += t.nbytes
         delta[max(end, start) + 1] -= t.nbytes
         total_activation += t.nbytes
-    peak = float(np.cumsum(delta).max()) if n else 0.0
+    live = np.cumsum(delta[:n])
+    peak = float(live.max()) if n else 0.0
+    peak_scratch = float((live + x[:, c_scratch]).max()) if n else 0.0
 
     other_ops = other_macs = 0.0
     for s in range(1, len(info.subgraphs)):
@@ -278,6 +372,8 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     u[0, g["total_macs"]] = total_macs
     u[0, g["total_weight_bytes"]] = total_weights
     u[0, g["peak_activation_bytes"]] = peak
+    u[0, g["peak_activation_scratch_bytes"]] = peak_scratch
+    u[0, g["persistent_scratch_bytes"]] = float(x[:, c_persistent].sum())
     u[0, g["total_activation_bytes"]] = total_activation
     u[0, g["num_operators"]] = n
     u[0, g["num_edges"]] = edge_index.shape[1]
@@ -303,7 +399,8 @@ def graph_arrays(source: ModelSource) -> dict[str, Any]:
     arrays = extract_arrays(info)
     for key in ("x", "edge_attr", "u"):  # a corrupt-but-parseable file must not yield inf/nan
         a = arrays[key]
-        if not np.isfinite(a).all() or np.abs(a).max(initial=0.0) > _CLIP:
+        # one reduction: NaN propagates through maximum, so "not <= _CLIP" catches it too
+        if not np.maximum.reduce(np.abs(a), axis=None, initial=0.0) <= _CLIP:
             arrays[key] = np.clip(np.nan_to_num(a, nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)
     return arrays
 

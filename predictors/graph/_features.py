@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-FEATURE_SCHEMA = 2
+FEATURE_SCHEMA = 3
 
 # Operator-type vocabulary: the builtin code itself (0..254; CUSTOM is 32, one bucket
 # for every custom op); codes the schema does not know yet share the last bucket.
@@ -82,6 +82,13 @@ NODE_FEATURES: tuple[str, ...] = tuple(
     # where there are none) with the channels padded to multiples of k.
     + [f"{side}_channel_fill{k}" for side in ("out", "in") for k in CHANNEL_BLOCKS]
     + [f"work_pad{k}" for k in CHANNEL_BLOCKS]
+    # Kernel scratch memory (schema 3): what a CPU kernel allocates beside the tensors
+    # for one operator, by TFLite's reference/optimised kernels' rules (im2col of a
+    # strided or non-1x1 conv, a transpose conv's col2im and int32 accumulators, a
+    # reduction's int32 sums), and what it keeps for the model's lifetime (a transpose
+    # conv's re-laid-out weights).  In a 96x96 super-resolution network these buffers
+    # are 10x the activations.
+    + ["scratch_bytes", "persistent_scratch_bytes"]
     + _onehot("out_dtype", DTYPES)
     + _onehot("in_dtype", DTYPES)
     + _onehot("weight_dtype", DTYPES)
@@ -94,6 +101,8 @@ GRAPH_FEATURES: tuple[str, ...] = (
     "total_macs",
     "total_weight_bytes",
     "peak_activation_bytes",  # max over execution order of live non-constant tensors
+    "peak_activation_scratch_bytes",  # the same with each operator's scratch_bytes live at it
+    "persistent_scratch_bytes",
     "total_activation_bytes",
     "num_operators",
     "num_edges",

@@ -306,3 +306,46 @@ def test_every_keras_application_that_converts():
         converted.append(name)
     print(f"\nconverted {len(converted)}: {converted}\nnot converted {len(refused)}: {refused}")
     assert len(converted) >= 30
+
+
+def _scratch_net(stride: int):
+    """3x3 conv (im2col), 1x1 conv (none), transpose conv (col2im, accumulator, weights), mean."""
+    from search_spaces import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=stride, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = keras.layers.Conv2DTranspose(4, 5, strides=2, padding="same")(x)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_scratch_bytes_equal_the_interpreters_own_scratch_tensors(stride):
+    """The kernel-scratch columns against LiteRT: the tensors the interpreter adds to
+    the model's (im2col, col2im, accumulators, re-laid-out weights) have, in total,
+    the bytes our columns say, and the peak with scratch bounds the planned arena."""
+    from predictors.targets.litert import LiteRTCPUTarget, arena_bytes
+
+    tflite = to_tflite(_scratch_net(stride), num_samples=2)
+    info = inspect_model(tflite)
+    interpreter = LiteRTCPUTarget()._interpreter(tflite, delegates=False)
+    raw = interpreter._interpreter
+    added = 0
+    for index in range(len(info.tensors), raw.NumTensors(0)):
+        try:
+            shape, dtype = raw.TensorSize(index, 0), raw.TensorType(index, 0)
+        except (ValueError, RuntimeError):  # a scratch slot without a shape
+            continue
+        added += int(np.prod(shape)) * np.dtype(dtype).itemsize if len(shape) else 0
+    data = from_tflite(tflite)
+    x, u = data.x, data.u[0]
+    ours = float(x[:, COL["scratch_bytes"]].sum() + x[:, COL["persistent_scratch_bytes"]].sum())
+    assert ours > 0 and abs(ours - added) <= 64, (ours, added)  # the mean's few int32 indices
+    assert float(x[1, COL["scratch_bytes"]]) == 0.0  # 1x1, stride 1: no im2col
+    planned = arena_bytes(interpreter, {t.index for t in info.tensors if t.is_constant})
+    peak = float(u[GCOL["peak_activation_scratch_bytes"]] + u[GCOL["persistent_scratch_bytes"]])
+    assert float(u[GCOL["peak_activation_bytes"]]) < 0.5 * planned
+    assert peak == pytest.approx(planned, rel=0.1)
