@@ -188,6 +188,10 @@ class NumpyStacked:
         self.nl = arr(stacked.nl) if stacked.node_linear else None
         self.cap, self.label_mean, self.label_std = arr(stacked.cap), arr(stacked.label_mean), arr(stacked.label_std)
         self.scales = [self._scaling(scale_x), self._scaling(scale_u)]
+        from predictors.graph.normalizer import CLIP
+
+        self.lo, self.hi = np.float32(-CLIP), np.float32(CLIP)
+        self.inv_hidden = np.float32(1.0 / self.in_x.shape[-1])
 
     @staticmethod
     def _scaling(s: Scaling):
@@ -196,8 +200,6 @@ class NumpyStacked:
 
     def scale(self, values: np.ndarray, which: int) -> np.ndarray:
         """Raw node (``which=0``) or graph (``1``) features, scaled as :class:`Scaling` does."""
-        from predictors.graph.normalizer import CLIP
-
         keep, cols, mean, inv_std = self.scales[which]
         v = values[:, keep] if keep is not None else values.copy()
         v = v.astype(np.float32, copy=False)
@@ -205,7 +207,9 @@ class NumpyStacked:
             v[:, cols] = np.log1p(np.maximum(v[:, cols], 0))
         v -= mean
         v *= inv_std
-        return np.clip(v, -CLIP, CLIP, out=v)
+        # the ufuncs themselves: np.clip's Python wrapper costs more than the clipping here
+        np.maximum(v, self.lo, out=v)
+        return np.minimum(v, self.hi, out=v)
 
     @staticmethod
     def _gelu(v: np.ndarray) -> np.ndarray:
@@ -217,41 +221,74 @@ class NumpyStacked:
                  u: np.ndarray) -> np.ndarray:
         """Scaled inputs of graphs whose nodes come in ``sizes`` runs -> ``[E, B, M]``."""
         N = x.shape[0]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-        count = np.asarray(sizes, np.float32).reshape(1, -1, 1)
-        mean_adj = np.zeros((N, N), np.float32)  # row i: 1/deg(i) at each in-neighbour
+        E = self.in_x.shape[0]
+        single = len(sizes) == 1
+        # Each call below is one NumPy ufunc or matmul: at a dozen operators the forward
+        # pass is its calls' fixed cost, so the reductions call the ufuncs directly
+        # (``ndarray.mean``'s Python wrapper costs 3x the sum itself).
+        add, maximum = np.add, np.maximum
+        mean_adj = np.zeros(N * N, np.float32)  # row i: 1/deg(i) at each in-neighbour
         if edge_index.shape[1]:
-            np.add.at(mean_adj, (edge_index[1], edge_index[0]), 1.0)
-            deg = mean_adj.sum(axis=1, keepdims=True)
+            mean_adj += np.bincount(edge_index[1] * N + edge_index[0], minlength=N * N)
+            mean_adj = mean_adj.reshape(N, N)
+            deg = add.reduce(mean_adj, axis=1, keepdims=True)
             np.divide(mean_adj, deg, out=mean_adj, where=deg > 0)
+        else:
+            mean_adj = mean_adj.reshape(N, N)
+        inv_h = self.inv_hidden
         h = np.matmul(x, self.in_x)
         h += self.in_table[:, op_type]
         for lin_l, lin_l_b, lin_r, norm_w, norm_b, eps in self.layers:
-            agg = np.matmul(mean_adj, h)
-            out = np.matmul(agg, lin_l)
+            out = np.matmul(np.matmul(mean_adj, h), lin_l)
             out += np.matmul(h, lin_r)
             out += lin_l_b
-            r = h + self._gelu(out)
-            mu = r.mean(axis=-1, keepdims=True)
-            r -= mu
-            var = np.mean(r * r, axis=-1, keepdims=True)
-            r /= np.sqrt(var + eps)
+            r = self._gelu(out)
+            r += h
+            r -= add.reduce(r, axis=-1, keepdims=True) * inv_h
+            var = add.reduce(r * r, axis=-1, keepdims=True)
+            var *= inv_h
+            var += eps
+            r /= np.sqrt(var, out=var)
             r *= norm_w
             r += norm_b
             h = r
         nh1, nh1_b, nh2, nh2_b = self.nh
-        log_cost = np.matmul(self._gelu(np.matmul(h, nh1) + nh1_b), nh2) + nh2_b
+        t = np.matmul(h, nh1)
+        t += nh1_b
+        log_cost = np.matmul(self._gelu(t), nh2)
+        log_cost += nh2_b
         if self.nl is not None:
-            log_cost = log_cost + np.matmul(x, self.nl)
-        g = np.add.reduceat(h, starts, axis=1) / count
-        E = h.shape[0]
-        g = np.concatenate([g, np.broadcast_to(u, (E,) + u.shape)], axis=-1)
+            log_cost += np.matmul(x, self.nl)
+        H = h.shape[-1]
+        B = len(sizes)
+        g = np.empty((E, B, H + u.shape[-1]), np.float32)
+        if single:
+            add.reduce(h, axis=1, keepdims=True, out=g[:, :, :H])
+            g[:, :, :H] *= np.float32(1.0 / N)
+        else:
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+            g[:, :, :H] = add.reduceat(h, starts, axis=1)
+            g[:, :, :H] /= np.asarray(sizes, np.float32).reshape(1, -1, 1)
+        g[:, :, H:] = u
         gh1, gh1_b, gh2, gh2_b = self.gh
-        head = np.matmul(self._gelu(np.matmul(g, gh1) + gh1_b), gh2) + gh2_b
+        t = np.matmul(g, gh1)
+        t += gh1_b
+        head = np.matmul(self._gelu(t), gh2)
+        head += gh2_b
         cap = self.cap
-        node = cap - np.logaddexp(np.float32(0), cap - log_cost)
-        overhead = cap - np.logaddexp(np.float32(0), cap - head)
-        top = np.maximum(np.maximum.reduceat(node, starts, axis=1), overhead)
-        total = np.add.reduceat(np.exp(node - np.repeat(top, sizes, axis=1)), starts, axis=1)
-        total += np.exp(overhead - top)
-        return (top + np.log(total) - self.label_mean) / self.label_std
+        zero = np.float32(0)
+        node = cap - np.logaddexp(zero, cap - log_cost)
+        overhead = cap - np.logaddexp(zero, cap - head)
+        if single:
+            top = maximum(maximum.reduce(node, axis=1, keepdims=True), overhead)
+            node -= top
+            total = add.reduce(np.exp(node, out=node), axis=1, keepdims=True)
+        else:
+            top = maximum(maximum.reduceat(node, starts, axis=1), overhead)
+            total = add.reduceat(np.exp(node - np.repeat(top, sizes, axis=1)), starts, axis=1)
+        overhead -= top
+        total += np.exp(overhead, out=overhead)
+        top += np.log(total, out=total)
+        top -= self.label_mean
+        top /= self.label_std
+        return top

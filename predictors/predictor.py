@@ -47,7 +47,10 @@ class LabelScaler:
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         v = z * self.std + self.mean
-        return np.exp(np.clip(v, -700, 700)) if self.log else v
+        if self.log:
+            np.minimum(np.maximum(v, -700.0, out=v), 700.0, out=v)
+            return np.exp(v, out=v)
+        return v
 
     def to_json(self) -> dict:
         return {"log": self.log, "mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -156,9 +159,15 @@ class Predictor:
 
     def _ensemble_stats(self, members) -> tuple[np.ndarray, np.ndarray]:
         """Each member's scaled outputs ``[B, M]`` -> mean and calibrated std in label units."""
-        outs = np.stack([self.scaler.inverse(z) for z in members])
-        std = outs.std(axis=0) * self.std_scale if len(outs) > 1 else np.zeros_like(outs[0])
-        return outs.mean(axis=0), std
+        outs = self.scaler.inverse(np.asarray(members, np.float64))  # [E, B, M]
+        mean = np.add.reduce(outs, axis=0) / len(outs)
+        if len(outs) == 1:
+            return mean, np.zeros_like(mean)
+        outs -= mean
+        outs *= outs
+        std = np.sqrt(np.add.reduce(outs, axis=0) / len(outs))  # ndarray.std's ufuncs, minus its wrapper
+        std *= self.std_scale
+        return mean, std
 
     def _forward(self, chunk: Sequence[Any]) -> list[np.ndarray]:
         """Scaled outputs of every member for a list of graphs: ``E`` arrays ``[B, M]``."""
@@ -191,12 +200,16 @@ class Predictor:
             self._numpy = NumpyStacked(self._stacked, self._scale_live, self._scale_u)
         net = self._numpy
         sizes = [len(a["op_type"]) for a in arrays]
-        offsets = np.cumsum([0] + sizes[:-1])
-        x = net.scale(np.concatenate([a["x"] for a in arrays]), 0)
-        u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
-        op_type = np.concatenate([a["op_type"] for a in arrays])
-        edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
-        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u).astype(np.float64))  # [E, B, M]
+        if len(arrays) == 1:  # one search candidate: its arrays as they are (scale copies x and u)
+            a = arrays[0]
+            x, u, op_type, edge_index = net.scale(a["x"], 0), net.scale(a["u"], 1), a["op_type"], a["edge_index"]
+        else:
+            offsets = np.cumsum([0] + sizes[:-1])
+            x = net.scale(np.concatenate([a["x"] for a in arrays]), 0)
+            u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
+            op_type = np.concatenate([a["op_type"] for a in arrays])
+            edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
+        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u))  # [E, B, M]
 
     def _as_dict(self, mean: np.ndarray, std: np.ndarray, targets: Sequence[str] | None) -> dict[str, dict]:
         out: dict[str, dict[str, float]] = {}

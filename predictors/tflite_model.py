@@ -295,6 +295,7 @@ class _Flatbuffer:
 
 
 _SLOTS: dict[int, object] = {}
+_NO_SLOTS = (0,) * 8
 
 
 def _vtable_slots(buf: bytes, size: int, pos: int) -> tuple[int, ...]:
@@ -347,9 +348,19 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
     n_codes = len(codes)
 
     buffer_has_data = []
-    for i, buf in enumerate(fb.tables(model, 12, "buffers")):
-        _, length = fb.vector(buf, 4, 1, f"buffer {i}")
-        offset, extern = fb.scalar(buf, 6, _U64), fb.scalar(buf, 8, _U64)
+    start, count = fb.vector(model, 12, 4, "buffers")
+    for i in range(count):
+        # Buffer {data: [ubyte], offset: ulong, size: ulong}, read from its vtable slots
+        at = start + 4 * i
+        pos = at + _U32(data, at)[0]
+        offs = _vtable_slots(data, size, pos)
+        n = len(offs)
+        o = offs[0] if n > 0 else 0
+        length = _vector_at(data, size, pos + o, 1, f"buffer {i}")[1] if o else 0
+        o = offs[1] if n > 1 else 0
+        offset = _U64(data, pos + o)[0] if o else 0
+        o = offs[2] if n > 2 else 0
+        extern = _U64(data, pos + o)[0] if o else 0
         if offset > 1 and offset + extern > size:
             raise InvalidModelError(f"corrupt TFLite flatbuffer (buffer {i} points past the end of the file)")
         buffer_has_data.append(length > 0 or (offset > 1 and extern > 0))
@@ -366,76 +377,82 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
         start, count = fb.vector(sg, 4, 4, "tensors")
         positions = [start + 4 * i + _U32(buf, start + 4 * i)[0] for i in range(count)]
         n_tensors = count
+        slots = _SLOTS
         for t, pos in enumerate(positions):
             # one read of the vtable, then each field straight from its slot (this loop is
-            # most of a prediction's parsing time: ~5 tensors per operator)
-            offs = _vtable_slots(buf, size, pos)
-            n = len(offs)
-            o = offs[2] if n > 2 else 0  # buffer
-            b = _U32(buf, pos + o)[0] if o else 0
+            # most of a prediction's parsing time: ~5 tensors per operator); the vtable
+            # read is _vtable_slots inlined
+            if pos < 0 or pos + 4 > size:
+                raise InvalidModelError("corrupt TFLite flatbuffer (table out of range)")
+            vt = pos - _I32(buf, pos)[0]
+            if vt < 0 or vt + 4 > size:
+                raise InvalidModelError("corrupt TFLite flatbuffer (vtable out of range)")
+            n = (_U16(buf, vt)[0] - 4) >> 1
+            if n > 0:
+                unpack = slots.get(n)
+                if unpack is None:
+                    unpack = slots[n] = struct.Struct(f"<{n}H").unpack_from
+                offs = unpack(buf, vt + 4)
+                if n < 8:
+                    offs = offs + (0,) * (8 - n)
+            else:
+                offs = _NO_SLOTS
+            shape_o, type_o, buffer_o, name_o, quant_o, variable_o, _, signature_o = offs[:8]
+            b = _U32(buf, pos + buffer_o)[0] if buffer_o else 0
             if b >= n_buffers and b != 0:
                 raise InvalidModelError(f"corrupt TFLite flatbuffer (tensor {t} names buffer {b} of {n_buffers})")
             scales = 0
-            o = offs[4] if n > 4 else 0  # quantization
-            if o:
-                q = pos + o + _U32(buf, pos + o)[0]
+            if quant_o:
+                q = pos + quant_o + _U32(buf, pos + quant_o)[0]
                 qoffs = _vtable_slots(buf, size, q)
                 o = qoffs[2] if len(qoffs) > 2 else 0  # scale
                 if o:
                     scales = _vector_at(buf, size, q + o, 4, "quantisation scales")[1]
-            o = offs[1] if n > 1 else 0  # type
-            type_code = _I8(buf, pos + o)[0] if o else 0
-            o = offs[3] if n > 3 else 0  # name
-            if o:
-                s0, ln = _vector_at(buf, size, pos + o, 1, "string")
+            type_code = _I8(buf, pos + type_o)[0] if type_o else 0
+            if name_o:
+                s0, ln = _vector_at(buf, size, pos + name_o, 1, "string")
                 name = buf[s0:s0 + ln].decode("utf-8", "replace")
             else:
                 name = ""
-            o = offs[0] if n > 0 else 0  # shape
-            shape = _ints_at(buf, size, pos + o, "tensor shape") if o else ()
-            o = offs[7] if n > 7 else 0  # shape_signature
-            signature = _ints_at(buf, size, pos + o, "tensor shape signature") if o else ()
-            o = offs[5] if n > 5 else 0  # is_variable
-            variable = bool(_U8(buf, pos + o)[0]) if o else False
-            dtype = tnames.get(type_code, f"TYPE_{type_code}")
-            info_t = TensorInfo(
-                index=t,
-                name=name,
-                dtype=dtype,
-                shape=shape,
-                buffer=b,
-                is_constant=bool(b < n_buffers and buffer_has_data[b]),
-                quantized=scales > 0,
-                shape_signature=signature,
-                per_channel=scales > 1,
-                is_variable=variable,
-            )
+            shape = _ints_at(buf, size, pos + shape_o, "tensor shape") if shape_o else ()
+            signature = _ints_at(buf, size, pos + signature_o, "tensor shape signature") if signature_o else ()
+            dtype = tnames.get(type_code) or f"TYPE_{type_code}"
+            info_t = TensorInfo(t, name, dtype, shape, b, b < n_buffers and buffer_has_data[b], scales > 0,
+                                signature, scales > 1, bool(_U8(buf, pos + variable_o)[0]) if variable_o else False)
             # the cached properties, filled here (a property call per tensor was a tenth
             # of a prediction's parsing time)
             elems = 1
             for d in shape:
                 elems = min(elems * (d if d > 1 else 1), MAX_ELEMENTS)
-            info_t.__dict__["num_elements"] = elems
-            info_t.__dict__["nbytes"] = elems * TYPE_BYTES.get(dtype, 4.0)
+            d_ = info_t.__dict__
+            d_["num_elements"] = elems
+            d_["nbytes"] = elems * TYPE_BYTES.get(dtype, 4.0)
+            d_["is_dynamic"] = bool(signature and min(signature) < 0) or bool(shape and min(shape) < 0)
             tensors.append(info_t)
         operators = []
-        for o_index, op in enumerate(fb.tables(sg, 10, "operators")):
-            idx = fb.scalar(op, 4, _U32)
+        start, count = fb.vector(sg, 10, 4, "operators")
+        for o_index in range(count):
+            # Operator {opcode_index, inputs, outputs, builtin_options_type, builtin_options,
+            # ..., builtin_options_2_type (slot 11), builtin_options_2 (12)}, from its slots
+            at = start + 4 * o_index
+            pos = at + _U32(buf, at)[0]
+            offs = _vtable_slots(buf, size, pos)
+            if len(offs) < 13:
+                offs = offs + (0,) * (13 - len(offs))
+            o = offs[0]
+            idx = _U32(buf, pos + o)[0] if o else 0
             if idx >= n_codes:
                 raise InvalidModelError(
                     f"corrupt TFLite flatbuffer (operator {o_index} uses opcode {idx} of {n_codes})")
-            ins = _indices(fb.ints(op, 6, "operator inputs"), n_tensors, o_index)
-            outs = _indices(fb.ints(op, 8, "operator outputs"), n_tensors, o_index)
-            options = _options(fb, op) if with_options else {}
-            called = tuple(
+            o = offs[1]
+            ins = _indices(_ints_at(buf, size, pos + o, "operator inputs") if o else (), n_tensors, o_index)
+            o = offs[2]
+            outs = _indices(_ints_at(buf, size, pos + o, "operator outputs") if o else (), n_tensors, o_index)
+            options = _options(buf, size, pos, offs) if with_options else {}
+            called = () if SUBGRAPH_FIELDS.isdisjoint(options) else tuple(
                 int(v) for k, v in options.items() if k in SUBGRAPH_FIELDS and 0 <= int(v) < n_sub
             )
-            operators.append(
-                OperatorInfo(
-                    index=o_index, opcode=opcodes[idx], inputs=ins, outputs=outs, code=codes[idx],
-                    options=options, called_subgraphs=called,
-                )
-            )
+            operators.append(OperatorInfo(o_index, opcodes[idx], ins, outs, codes[idx], options, called))
         sg_inputs = _indices(fb.ints(sg, 6, "subgraph inputs"), n_tensors, -1)
         sg_outputs = _indices(fb.ints(sg, 8, "subgraph outputs"), n_tensors, -1)
         info.subgraphs.append(SubgraphInfo(operators, tensors, sg_inputs, sg_outputs))
@@ -454,7 +471,7 @@ def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[tupl
 
     Each field is ``(name, vtable slot, struct unpacker, default)``, read straight from
     the generated accessor's source (``self._tab.Offset(slot)``, ``...Get(<Type>Flags``,
-    ``return <default>``), so reading it is one ``struct`` call instead of the
+    ``return <default>``, a number or a boolean), so reading it is one ``struct`` call instead of the
     generated code's dozen; a field whose accessor does not have that exact shape
     keeps its generated accessor (unpacker ``None``).
     """
@@ -484,28 +501,33 @@ def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[tupl
             continue  # strings and sub-tables: not numeric features
         slot = re.findall(r"self\._tab\.Offset\((\d+)\)", source)
         flags = re.findall(r"self\._tab\.Get\(flatbuffers\.number_types\.(\w+)Flags", source)
-        default = re.findall(r"^\s*return (0|0\.0|False)\s*$", source, re.M)
+        default = re.findall(r"^\s*return (-?\d+(?:\.\d*)?|True|False)\s*$", source, re.M)
         if len(slot) == 1 and len(flags) == 1 and flags[0] in _FLAG_FORMATS and len(default) == 1:
+            value = {"True": 1.0, "False": 0.0}.get(default[0])
             fields.append((attr, int(slot[0]), struct.Struct(_FLAG_FORMATS[flags[0]]).unpack_from,
-                           0.0))
+                           float(default[0]) if value is None else value))
         else:
             fields.append((attr, 0, None, 0.0))
     return cls, tuple(sorted(fields, key=lambda f: f[0]))
 
 
-def _options(fb: _Flatbuffer, op) -> dict[str, float]:
-    """Every numeric scalar field of an operator's builtin options (both unions)."""
+def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...]) -> dict[str, float]:
+    """Every numeric scalar field of an operator's builtin options (both unions).
+
+    ``op`` is the operator table's position and ``op_slots`` its field offsets.
+    """
     values: dict[str, float] = {}
-    buf = fb.buf
-    for union, type_slot, table_slot in (("BuiltinOptions", 10, 12), ("BuiltinOptions2", 26, 28)):
-        type_code = fb.scalar(op, type_slot, _U8)
+    for union, type_slot, table_slot in (("BuiltinOptions", 3, 4), ("BuiltinOptions2", 11, 12)):
+        o = op_slots[type_slot]
+        type_code = _U8(buf, op + o)[0] if o else 0
         if not type_code:
             continue
         cls, fields = _option_readers(union, int(type_code))
-        at = fb.ref(op, table_slot)
-        if cls is None or not at:
+        o = op_slots[table_slot]
+        if cls is None or not o:
             continue
-        offs = _vtable_slots(buf, fb.size, at)  # bounds-checks the table and its vtable
+        at = op + o + _U32(buf, op + o)[0]
+        offs = _vtable_slots(buf, size, at)  # bounds-checks the table and its vtable
         n = len(offs)
         options = None
         for name, slot, unpack, default in fields:
@@ -523,10 +545,10 @@ def _options(fb: _Flatbuffer, op) -> dict[str, float]:
 
 def _indices(values: tuple[int, ...], n_tensors: int, op: int) -> tuple[int, ...]:
     out = tuple(values)
-    for v in out:
-        if v < -1 or v >= n_tensors:
-            where = f"operator {op}" if op >= 0 else "subgraph"
-            raise InvalidModelError(f"corrupt TFLite flatbuffer ({where} names tensor {v} of {n_tensors})")
+    if out and (min(out) < -1 or max(out) >= n_tensors):
+        v = next(v for v in out if v < -1 or v >= n_tensors)
+        where = f"operator {op}" if op >= 0 else "subgraph"
+        raise InvalidModelError(f"corrupt TFLite flatbuffer ({where} names tensor {v} of {n_tensors})")
     return out
 
 
