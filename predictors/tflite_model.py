@@ -295,7 +295,6 @@ class _Flatbuffer:
 
 
 _SLOTS: dict[int, object] = {}
-_NO_SLOTS = (0,) * 8
 
 
 def _vtable_slots(buf: bytes, size: int, pos: int) -> tuple[int, ...]:
@@ -377,26 +376,12 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
         start, count = fb.vector(sg, 4, 4, "tensors")
         positions = [start + 4 * i + _U32(buf, start + 4 * i)[0] for i in range(count)]
         n_tensors = count
-        slots = _SLOTS
         for t, pos in enumerate(positions):
             # one read of the vtable, then each field straight from its slot (this loop is
-            # most of a prediction's parsing time: ~5 tensors per operator); the vtable
-            # read is _vtable_slots inlined
-            if pos < 0 or pos + 4 > size:
-                raise InvalidModelError("corrupt TFLite flatbuffer (table out of range)")
-            vt = pos - _I32(buf, pos)[0]
-            if vt < 0 or vt + 4 > size:
-                raise InvalidModelError("corrupt TFLite flatbuffer (vtable out of range)")
-            n = (_U16(buf, vt)[0] - 4) >> 1
-            if n > 0:
-                unpack = slots.get(n)
-                if unpack is None:
-                    unpack = slots[n] = struct.Struct(f"<{n}H").unpack_from
-                offs = unpack(buf, vt + 4)
-                if n < 8:
-                    offs = offs + (0,) * (8 - n)
-            else:
-                offs = _NO_SLOTS
+            # most of a prediction's parsing time: ~5 tensors per operator)
+            offs = _vtable_slots(buf, size, pos)
+            if len(offs) < 8:
+                offs = offs + (0,) * (8 - len(offs))
             shape_o, type_o, buffer_o, name_o, quant_o, variable_o, _, signature_o = offs[:8]
             b = _U32(buf, pos + buffer_o)[0] if buffer_o else 0
             if b >= n_buffers and b != 0:

@@ -74,18 +74,9 @@ def _shape5(shape: tuple[int, ...]) -> tuple[float, ...]:
 
 _NO_SHAPE = (0.0,) * 5
 _NO_WORK = (0.0,) * len(CHANNEL_BLOCKS)
-# The leading node columns, written as one dense block per graph (in this order).
-_DENSE = (
-    [f"{side}_shape_{d}" for side in ("out", "in", "weight") for d in ("d0", "d1", "d2", "d3", "rank")]
-    + ["macs", "elementwise_ops", "out_elements", "weight_bytes", "in_activation_bytes", "out_activation_bytes",
-       "num_inputs", "num_constant_inputs", "num_outputs", "quantized_input", "quantized_output",
-       "per_channel_weights", "reads_graph_input", "writes_graph_output", "dynamic_shape",
-       "called_subgraph_ops", "called_subgraph_macs", "called_subgraph_weight_bytes"]
-    + [f"{side}_channel_fill{k}" for side in ("out", "in") for k in CHANNEL_BLOCKS]
-    + [f"work_pad{k}" for k in CHANNEL_BLOCKS]
-    + ["scratch_bytes", "persistent_scratch_bytes"]
-)
-assert tuple(_DENSE) == NODE_FEATURES[:len(_DENSE)], "the dense block must lead NODE_FEATURES"
+# extract_arrays writes NODE_FEATURES' leading columns, out_shape_d0 .. persistent_scratch_bytes,
+# as one dense block (a list per operator, in that order); the rest are one-hots and options.
+_DENSE_END = NODE_INDEX["persistent_scratch_bytes"] + 1
 
 
 def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo],
@@ -283,7 +274,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         for called in op.called_subgraphs:
             c_ops, c_macs, c_w = costs.cost(called, frozenset({0}))
             called_ops, called_macs, called_weights = called_ops + c_ops, called_macs + c_macs, called_weights + c_w
-        # the leading columns (_DENSE) as one row of Python floats, written once at the end
+        # the leading columns (up to _DENSE_END) as one row of Python floats, written once at the end
         row = [
             *(_shape5(out.shape) if out is not None else _NO_SHAPE),
             *(_shape5(act_in[0].shape) if act_in else _NO_SHAPE),
@@ -327,7 +318,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             if t >= 0:
                 producer.setdefault(t, i)
     if n:
-        x[:, :len(_DENSE)] = dense
+        x[:, :_DENSE_END] = dense
         x[sparse_rows, sparse_cols] = 1.0
         if opt_rows:
             x[opt_rows, opt_cols] = opt_values
