@@ -15,6 +15,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from math import prod
 from pathlib import Path
 from typing import Union
 
@@ -297,20 +298,33 @@ class _Flatbuffer:
 _SLOTS: dict[int, object] = {}
 
 
-def _vtable_slots(buf: bytes, size: int, pos: int) -> tuple[int, ...]:
-    """The field offsets of the table at ``pos`` (slot ``i`` is vtable offset ``4 + 2i``)."""
+def _vtable_slots(buf: bytes, size: int, pos: int, cache: dict | None = None) -> tuple[int, ...]:
+    """The field offsets of the table at ``pos`` (slot ``i`` is vtable offset ``4 + 2i``).
+
+    ``cache`` maps vtable positions to their slots: a flatbuffer builder writes each
+    distinct vtable once and its tables share it, so a model's tensors and operators
+    use a handful between them.
+    """
     if pos < 0 or pos + 4 > size:
         raise InvalidModelError("corrupt TFLite flatbuffer (table out of range)")
     vt = pos - _I32(buf, pos)[0]
+    if cache is not None:
+        slots = cache.get(vt)
+        if slots is not None:
+            return slots
     if vt < 0 or vt + 4 > size:
         raise InvalidModelError("corrupt TFLite flatbuffer (vtable out of range)")
     n = (_U16(buf, vt)[0] - 4) // 2
     if n <= 0:
-        return ()
-    unpack = _SLOTS.get(n)
-    if unpack is None:
-        unpack = _SLOTS[n] = struct.Struct(f"<{n}H").unpack_from
-    return unpack(buf, vt + 4)
+        slots = ()
+    else:
+        unpack = _SLOTS.get(n)
+        if unpack is None:
+            unpack = _SLOTS[n] = struct.Struct(f"<{n}H").unpack_from
+        slots = unpack(buf, vt + 4)
+    if cache is not None:
+        cache[vt] = slots
+    return slots
 
 
 def _vector_at(buf: bytes, size: int, at: int, elem_bytes: int, what: str) -> tuple[int, int]:
@@ -323,9 +337,19 @@ def _vector_at(buf: bytes, size: int, at: int, elem_bytes: int, what: str) -> tu
     return start, length
 
 
+_INTS: dict[int, object] = {}
+
+
 def _ints_at(buf: bytes, size: int, at: int, what: str) -> tuple[int, ...]:
     start, length = _vector_at(buf, size, at, 4, what)
-    return struct.unpack_from(f"<{length}i", buf, start) if length else ()
+    if not length:
+        return ()
+    unpack = _INTS.get(length)
+    if unpack is None:
+        unpack = struct.Struct(f"<{length}i").unpack_from
+        if length <= 64:  # shapes and operator inputs: a few distinct lengths
+            _INTS[length] = unpack
+    return unpack(buf, start)
 
 
 def _walk(data: bytes, with_options: bool) -> ModelInfo:
@@ -335,6 +359,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
     names = builtin_operator_names()
     tnames = tensor_type_names()
 
+    vtables: dict[int, tuple[int, ...]] = {}  # vtable position -> its slots
     opcodes, codes = [], []
     for oc in fb.tables(model, 6, "operator_codes"):
         code = max(fb.scalar(oc, 10, _I32), fb.scalar(oc, 4, _I8))
@@ -352,7 +377,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
         # Buffer {data: [ubyte], offset: ulong, size: ulong}, read from its vtable slots
         at = start + 4 * i
         pos = at + _U32(data, at)[0]
-        offs = _vtable_slots(data, size, pos)
+        offs = _vtable_slots(data, size, pos, vtables)
         n = len(offs)
         o = offs[0] if n > 0 else 0
         length = _vector_at(data, size, pos + o, 1, f"buffer {i}")[1] if o else 0
@@ -379,7 +404,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
         for t, pos in enumerate(positions):
             # one read of the vtable, then each field straight from its slot (this loop is
             # most of a prediction's parsing time: ~5 tensors per operator)
-            offs = _vtable_slots(buf, size, pos)
+            offs = _vtable_slots(buf, size, pos, vtables)
             if len(offs) < 8:
                 offs = offs + (0,) * (8 - len(offs))
             shape_o, type_o, buffer_o, name_o, quant_o, variable_o, _, signature_o = offs[:8]
@@ -389,7 +414,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             scales = 0
             if quant_o:
                 q = pos + quant_o + _U32(buf, pos + quant_o)[0]
-                qoffs = _vtable_slots(buf, size, q)
+                qoffs = _vtable_slots(buf, size, q, vtables)
                 o = qoffs[2] if len(qoffs) > 2 else 0  # scale
                 if o:
                     scales = _vector_at(buf, size, q + o, 4, "quantisation scales")[1]
@@ -406,13 +431,19 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
                                 signature, scales > 1, bool(_U8(buf, pos + variable_o)[0]) if variable_o else False)
             # the cached properties, filled here (a property call per tensor was a tenth
             # of a prediction's parsing time)
-            elems = 1
-            for d in shape:
-                elems = min(elems * (d if d > 1 else 1), MAX_ELEMENTS)
+            lowest = min(shape) if shape else 1
+            if lowest >= 1 and len(shape) <= 8:  # the usual case: one product, no bignum growth
+                elems = prod(shape)
+                if elems > MAX_ELEMENTS:
+                    elems = MAX_ELEMENTS
+            else:
+                elems = 1
+                for d in shape:
+                    elems = min(elems * (d if d > 1 else 1), MAX_ELEMENTS)
             d_ = info_t.__dict__
             d_["num_elements"] = elems
             d_["nbytes"] = elems * TYPE_BYTES.get(dtype, 4.0)
-            d_["is_dynamic"] = bool(signature and min(signature) < 0) or bool(shape and min(shape) < 0)
+            d_["is_dynamic"] = lowest < 0 or bool(signature and min(signature) < 0)
             tensors.append(info_t)
         operators = []
         start, count = fb.vector(sg, 10, 4, "operators")
@@ -421,7 +452,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             # ..., builtin_options_2_type (slot 11), builtin_options_2 (12)}, from its slots
             at = start + 4 * o_index
             pos = at + _U32(buf, at)[0]
-            offs = _vtable_slots(buf, size, pos)
+            offs = _vtable_slots(buf, size, pos, vtables)
             if len(offs) < 13:
                 offs = offs + (0,) * (13 - len(offs))
             o = offs[0]
@@ -433,7 +464,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             ins = _indices(_ints_at(buf, size, pos + o, "operator inputs") if o else (), n_tensors, o_index)
             o = offs[2]
             outs = _indices(_ints_at(buf, size, pos + o, "operator outputs") if o else (), n_tensors, o_index)
-            options = _options(buf, size, pos, offs) if with_options else {}
+            options = _options(buf, size, pos, offs, vtables) if with_options else {}
             called = () if SUBGRAPH_FIELDS.isdisjoint(options) else tuple(
                 int(v) for k, v in options.items() if k in SUBGRAPH_FIELDS and 0 <= int(v) < n_sub
             )
@@ -496,7 +527,7 @@ def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[tupl
     return cls, tuple(sorted(fields, key=lambda f: f[0]))
 
 
-def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...]) -> dict[str, float]:
+def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...], vtables: dict | None = None) -> dict[str, float]:
     """Every numeric scalar field of an operator's builtin options (both unions).
 
     ``op`` is the operator table's position and ``op_slots`` its field offsets.
@@ -512,7 +543,7 @@ def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...]) -> dict[
         if cls is None or not o:
             continue
         at = op + o + _U32(buf, op + o)[0]
-        offs = _vtable_slots(buf, size, at)  # bounds-checks the table and its vtable
+        offs = _vtable_slots(buf, size, at, vtables)  # bounds-checks the table and its vtable
         n = len(offs)
         options = None
         for name, slot, unpack, default in fields:

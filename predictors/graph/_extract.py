@@ -201,6 +201,17 @@ def _fills(channels: int) -> tuple[float, ...]:
     return tuple(c / (-(-c // k) * k) for k in CHANNEL_BLOCKS)
 
 
+_option_columns: dict[tuple[str, ...], tuple[list[int], list[int] | None]] = {}
+
+
+def _pick_option_columns(names: tuple[str, ...]) -> tuple[list[int], list[int] | None]:
+    """The feature columns of an operator's option fields, and which fields have one
+    (``None``: all of them, in order)."""
+    keep = [k for k, name in enumerate(names) if name in _OPTION_COLUMN]
+    cols = [_OPTION_COLUMN[names[k]] for k in keep]
+    return cols, (None if len(keep) == len(names) else keep)
+
+
 def _dtype_slot(dtype: str | None) -> int:
     return _DTYPE_SLOT.get(dtype, len(DTYPES)) if dtype is not None else -1
 
@@ -280,7 +291,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             *(_shape5(act_in[0].shape) if act_in else _NO_SHAPE),
             *(_shape5(consts[0].shape) if consts else _NO_SHAPE),
             macs, elementwise, out_elems, weight_bytes, in_bytes, out_bytes,
-            sum(1 for t in op.inputs if t >= 0), len(consts), len(outs),
+            len(op.inputs) - op.inputs.count(-1), len(consts), len(outs),
             float(q_in), float(q_out), float(per_channel), float(from_input), float(to_output), float(dynamic),
             called_ops, called_macs, called_weights,
             *f_out, *f_in, *work,
@@ -301,12 +312,17 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             padding = options.get("Padding")
             if padding is not None and 0 <= padding < len(PADDINGS):
                 hot.append(pad0 + int(padding))
-            for name, value in options.items():  # a handful per operator, of 88 columns
-                c = _OPTION_COLUMN.get(name)
-                if c is not None and value is not None:
-                    opt_rows.append(i)
-                    opt_cols.append(c)
-                    opt_values.append(value)
+            # a handful per operator, of 88 columns; an options type always has the same fields
+            names = tuple(options)
+            picked = _option_columns.get(names)
+            if picked is None:
+                picked = _option_columns[names] = _pick_option_columns(names)
+            cols, keep = picked
+            if cols:
+                values = list(options.values())
+                opt_rows.extend([i] * len(cols))
+                opt_cols.extend(cols)
+                opt_values.extend(values if keep is None else [values[k] for k in keep])
         sparse_rows.extend([i] * len(hot))
         sparse_cols.extend(hot)
         total_macs += macs
