@@ -37,11 +37,13 @@ from search_spaces.super_resolution import SuperResolutionSpace
 from search_spaces.object_detection import ObjectDetectionSpace
 from search_spaces.nasbench201 import NASBench201Space
 from search_spaces.fbnet import FBNetSpace
+from search_spaces.generic import GenericSpace
 
 __all__ = [
     "Arch",
     "Chooser",
     "FBNetSpace",
+    "GenericSpace",
     "HwnasError",
     "ImageClassificationSpace",
     "InvalidArchError",

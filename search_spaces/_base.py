@@ -290,8 +290,9 @@ class SearchSpace(ABC):
 
     Attributes:
         name: the registry name (``search_spaces.get(name)``).
-        kind: ``"task"`` (an edge task family, built for the NPU) or ``"benchmark"``
-            (a published benchmark space, built faithfully to its reference).
+        kind: ``"task"`` (an edge task family, built for the NPU), ``"benchmark"``
+            (a published benchmark space, built faithfully to its reference) or
+            ``"breadth"`` (structures from no task family, for training predictors).
         options: the space's canonical options (JSON-safe), part of every ``arch_id``.
     """
 
