@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -20,6 +21,9 @@ from torch_geometric.data import InMemoryDataset
 
 from predictors.dataset.store import DB_NAME, DatasetStore
 from predictors.graph import FEATURE_VERSION, from_tflite
+
+
+STALE_CACHE_GRACE_S = 600.0  # a stale cache younger than this is left for its writer
 
 
 def _is_label(target: str, metric: str, value) -> bool:
@@ -48,10 +52,17 @@ class GraphDataset(InMemoryDataset):
         with DatasetStore(root) as store:
             self._fingerprint = store.fingerprint()
         super().__init__(str(root), transform=transform, log=log)
-        self.load(self.processed_paths[0])
-        meta = torch.load(self.processed_paths[1], weights_only=False)
+        try:
+            meta = self._load_cache()
+        except FileNotFoundError:  # another process removed it (its own data moved on): build it again
+            self.process()
+            meta = self._load_cache()
         self.label_names: list[str] = meta["label_names"]
         self.feature_version: str = meta["feature_version"]
+
+    def _load_cache(self) -> dict:
+        self.load(self.processed_paths[0])
+        return torch.load(self.processed_paths[1], weights_only=False)
 
     # PyG layout: raw/ and processed/ live under root; our raw file sits at root itself
     @property
@@ -108,10 +119,17 @@ class GraphDataset(InMemoryDataset):
                         y[0, i] = float(v)
             data.y = y
         # Caches of older feature versions or data go; those of other selections (spaces,
-        # targets) of the same data stay: another process may be reading them.
+        # targets) of the same data stay: another process may be reading them.  So do
+        # stale ones written in the last minutes: another process (another hwnas version,
+        # or a training started before a build added networks) may be about to load it.
+        now = time.time()
         for old in Path(self.processed_dir).glob("*.pt"):
             if old.name.startswith(("graphs-", "meta-")) and f"-{self._cache_prefix}-" not in old.name:
-                old.unlink(missing_ok=True)
+                try:
+                    if now - old.stat().st_mtime > STALE_CACHE_GRACE_S:
+                        old.unlink(missing_ok=True)
+                except FileNotFoundError:  # removed meanwhile by another process
+                    pass
         # Written under a temporary name and renamed: two processes loading the same
         # dataset at once (two trainings) each see either no cache or a whole one.
         meta, graphs_path = self.processed_paths[1], self.processed_paths[0]

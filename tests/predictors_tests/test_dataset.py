@@ -162,7 +162,38 @@ def test_graph_dataset_caches_per_feature_version(small_dataset, monkeypatch):
     monkeypatch.setattr(graphs, "FEATURE_VERSION", "perfsage-99.test")
     GraphDataset(small_dataset)
     cache = sorted(p.name for p in Path(ds.processed_dir).glob("graphs-*.pt"))
-    assert cache == [c for c in cache if "perfsage-99.test" in c] and len(cache) == 1
+    # the old one was written seconds ago: another process may be about to load it, it stays
+    assert len(cache) == 2 and sum("perfsage-99.test" in c for c in cache) == 1
+    stale = [p for p in Path(ds.processed_dir).glob("*-*.pt") if "perfsage-99.test" not in p.name]
+    for p in stale:  # ... until it is older than the grace period
+        os.utime(p, (time.time() - graphs.STALE_CACHE_GRACE_S - 5,) * 2)
+    monkeypatch.setattr(graphs, "FEATURE_VERSION", "perfsage-98.test")
+    GraphDataset(small_dataset)
+    cache = sorted(p.name for p in Path(ds.processed_dir).glob("graphs-*.pt"))
+    assert len(cache) == 2 and not any(p.exists() for p in stale)
+
+
+def test_a_cache_removed_before_it_is_loaded_is_built_again(small_dataset, tmp_path):
+    """Another process (another hwnas version, or newer data) removed the cache this one just wrote."""
+    import shutil
+
+    from predictors.dataset.graphs import GraphDataset
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(small_dataset / "dataset.sqlite", copy / "dataset.sqlite")
+    built = []
+
+    class RacedDataset(GraphDataset):
+        def process(self):
+            super().process()
+            built.append(1)
+            if len(built) == 1:  # the other process's cleanup, between this write and the load
+                for p in Path(self.processed_dir).glob("*.pt"):
+                    p.unlink()
+
+    ds = RacedDataset(copy)
+    assert len(built) == 2 and len(ds) == 3 and ds[0].y.shape == (1, 4)
 
 
 def test_the_graph_cache_is_built_one_stored_file_at_a_time(small_dataset, tmp_path):
