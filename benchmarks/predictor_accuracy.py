@@ -49,6 +49,15 @@ def zoo_models():
         ("EfficientNetB0@96", lambda: apps.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classes=10)),
         ("ResNet50@96", lambda: apps.ResNet50(weights=None, input_shape=(96, 96, 3), classes=10)),
         ("DenseNet121@64", lambda: apps.DenseNet121(weights=None, input_shape=(64, 64, 3), classes=10)),
+        # added with the generic space, whose block vocabulary covers the ten above: plain
+        # convs with a 25 M-weight FC head, separable-conv residuals, asymmetric-kernel
+        # inception branches, NAS cells, and the larger MobileNetV3
+        ("VGG16@64", lambda: apps.VGG16(weights=None, input_shape=(64, 64, 3), classes=10)),
+        ("Xception@96", lambda: apps.Xception(weights=None, input_shape=(96, 96, 3), classes=10)),
+        ("InceptionV3@96", lambda: apps.InceptionV3(weights=None, input_shape=(96, 96, 3), classes=10)),
+        ("NASNetMobile@96", lambda: apps.NASNetMobile(weights=None, input_shape=(96, 96, 3), classes=10)),
+        ("MobileNetV3Large@96", lambda: apps.MobileNetV3Large(weights=None, input_shape=(96, 96, 3), classes=10,
+                                                              include_preprocessing=False)),
     ]
 
 
