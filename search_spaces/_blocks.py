@@ -22,7 +22,8 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def activation(keras: Any, x: Any, kind: str | None) -> Any:
-    """ReLU, ReLU6 (fused into the convolution in TFLite) or hard-swish (HARD_SWISH)."""
+    """ReLU, ReLU6 (fused into the convolution in TFLite), hard-swish (HARD_SWISH) or
+    swish (LOGISTIC and MUL; the generic space's, not in :data:`ACTIVATIONS`)."""
     layers = keras.layers
     if kind is None:
         return x
@@ -30,8 +31,8 @@ def activation(keras: Any, x: Any, kind: str | None) -> Any:
         return layers.ReLU()(x)
     if kind == "relu6":
         return layers.ReLU(6.0)(x)
-    if kind == "hard_swish":
-        return layers.Activation("hard_swish")(x)
+    if kind in ("hard_swish", "swish"):
+        return layers.Activation(kind)(x)
     raise ValueError(f"unknown activation {kind!r}")
 
 

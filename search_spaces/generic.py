@@ -134,18 +134,13 @@ class GenericSpace(SearchSpace):
             return self._mlp(arch, inputs, keras)
         return self._cnn(arch, inputs, keras)
 
-    def _act(self, keras: Any, x: Any, kind: str | None) -> Any:
-        if kind == "swish":
-            return keras.layers.Activation("swish")(x)
-        return _blocks.activation(keras, x, kind)
-
     def _mlp(self, arch: dict, inputs: Any, keras: Any) -> Any:
         layers = keras.layers
         x = inputs
         for units in arch["units"]:
             x = layers.Dense(units)(x)
             x = layers.BatchNormalization()(x)
-            x = self._act(keras, x, arch["activation"])
+            x = _blocks.activation(keras, x, arch["activation"])
         out = arch["outputs"]
         return layers.Dense(arch["features"] if out == "same" else int(out), name="output")(x)
 
@@ -154,28 +149,17 @@ class GenericSpace(SearchSpace):
         act = arch["activation"]
 
         def conv(x, filters, kernel, strides=1, activation=act):
-            x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(epsilon=1e-3)(x)
-            return self._act(keras, x, activation)
-
-        def dw(x, kernel, strides=1, activation=act):
-            x = layers.DepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(epsilon=1e-3)(x)
-            return self._act(keras, x, activation)
+            return _blocks.conv_bn(keras, x, filters, kernel, strides, activation)
 
         def block(kind, x, out, kernel, strides):
             cin = int(x.shape[-1])
             if kind == "conv":
                 return conv(x, out, kernel, strides)
             if kind == "dwsep":
-                return conv(dw(x, kernel, strides), out, 1)
+                return conv(_blocks.dw_bn(keras, x, kernel, strides, act), out, 1)
             if kind in ("mbconv", "mbconv_se"):
-                y = conv(x, cin * EXPANSION, 1)
-                y = dw(y, kernel, strides)
-                if kind == "mbconv_se":
-                    y = _blocks.squeeze_excite(keras, y, _blocks.make_divisible(cin * 0.25, 8))
-                y = conv(y, out, 1, activation=None)
-                return layers.Add()([x, y]) if strides == 1 and cin == out else y
+                return _blocks.inverted_residual(keras, x, out, EXPANSION, kernel, strides, act,
+                                                 se=kind == "mbconv_se")
             if kind in ("basic", "bottleneck"):
                 if kind == "basic":
                     y = conv(conv(x, out, kernel, strides), out, kernel, activation=None)
@@ -183,7 +167,7 @@ class GenericSpace(SearchSpace):
                     mid = max(8, out // EXPANSION)
                     y = conv(conv(conv(x, mid, 1), mid, kernel, strides), out, 1, activation=None)
                 shortcut = x if strides == 1 and cin == out else conv(x, out, 1, strides, activation=None)
-                return self._act(keras, layers.Add()([shortcut, y]), act)
+                return _blocks.activation(keras, layers.Add()([shortcut, y]), act)
             if kind == "dense":  # DenseNet: layers of a growth rate, each concatenated to its input
                 if strides != 1:
                     x = layers.AveragePooling2D(2, strides, padding="same")(x)
@@ -210,6 +194,6 @@ class GenericSpace(SearchSpace):
         else:
             x = layers.GlobalAveragePooling2D()(x)
         for units in arch["fc_units"]:
-            x = self._act(keras, layers.Dense(units)(x), act)
+            x = _blocks.activation(keras, layers.Dense(units)(x), act)
         return layers.Dense(arch["classes"], name="logits")(x)
 
