@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -22,9 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EDGEDLPERF_NETWORKS = 134_912
 
 
-def _rate(db: str, started: float) -> tuple[float, float, int]:
-    with sqlite3.connect(db) as c:
-        times = sorted(t for (t,) in c.execute("SELECT created FROM networks WHERE status = 'ok'"))
+def _rate(directory: str, started: float) -> tuple[float, float, int]:
+    from predictors.dataset import DatasetStore
+
+    with DatasetStore(directory) as store:
+        times = sorted(r["created"] for r in store.network_rows(status="ok"))
     if len(times) < 2:
         return float("nan"), float("nan"), len(times)
     steady = (len(times) - 1) / (times[-1] - times[0]) * 3600
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
                 build_dataset(tmp, space, args.num, targets, workers=int(workers), backend=backend,
                               progress=False)
                 wall = time.time() - started
-                rate, startup, n = _rate(os.path.join(tmp, "dataset.sqlite"), started)
+                rate, startup, n = _rate(tmp, started)
             rates.setdefault(spec, []).append(rate)
             rows.append((space, spec, n, f"{wall:.0f}", f"{startup:.1f}", f"{rate:,.0f}"))
         if "ray" in args.backends:

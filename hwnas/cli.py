@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -128,6 +129,22 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_seal(args: argparse.Namespace) -> int:
+    from predictors.dataset import DatasetStore
+
+    if args.shard_networks < 1:
+        raise HwnasError(f"--shard-networks must be at least 1, got {args.shard_networks}")
+    with DatasetStore(args.dir) as store:  # refuses a folder with no dataset
+        pass
+    with DatasetStore(args.dir, create=True) as store:
+        written = store.seal(shard_networks=args.shard_networks)
+    for path in written:
+        print(f"sealed {path}")
+    if not written:
+        print(f"{args.dir}: nothing to seal")
+    return 0
+
+
 def cmd_dataset_info(args: argparse.Namespace) -> int:
     from predictors.dataset import DatasetStore
 
@@ -136,7 +153,9 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return 0
-    print(f"{args.dir}: {info['samples']} networks, {info['runs']} run(s), {info['size_bytes'] / 1e6:.1f} MB")
+    unsealed = f", {info['unsealed_networks']} not sealed yet" if info["unsealed_networks"] else ""
+    print(f"{args.dir}: {info['samples']} networks, {info['runs']} run(s), {info['shards']} shard(s){unsealed}, "
+          f"{info['size_bytes'] / 1e6:.1f} MB")
     targets = sorted({t for counts in info["by_space"].values() for t in counts})
     rows = [(space, info["networks_by_space"].get(space, 0), *[counts.get(t, 0) for t in targets])
             for space, counts in info["by_space"].items()]
@@ -402,12 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to train: cpu (default), cuda, cuda:N, or auto (CUDA if PyTorch sees one); "
                         "the predictor saved runs on the CPU either way")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _skip_bad_shards(p)
 
     p = add("evaluate", cmd_evaluate, "score a predictor on a dataset: MAPE, acc10, Spearman, n")
     p.add_argument("--predictor", required=True, metavar="NAME|PATH")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR")
     p.add_argument("--plot", metavar="FILE.png", help="predicted-vs-measured plot per metric")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    _skip_bad_shards(p)
 
     p = add("search", cmd_search, "an Optuna NAS study with hardware budgets and predicted metrics (PerfSAGE)")
     p.add_argument("--space", required=True, metavar="S", help="search space (see search_spaces.names())")
@@ -476,12 +497,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dataset_info)
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    _skip_bad_shards(p)
+    p = dsub.add_parser("seal", help="move a folder's working store (a killed build, an older hwnas's "
+                                     "dataset.sqlite) into shards")
+    p.set_defaults(func=cmd_dataset_seal)
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--shard-networks", type=int, default=5000, metavar="N", help="networks per shard (default 5000)")
     return parser
+
+
+def _skip_bad_shards(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-bad-shards", action="store_true",
+                   help="read the other shards of a folder with a corrupt or truncated one (with a warning)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "skip_bad_shards", False):
+        os.environ["HWNAS_SKIP_BAD_SHARDS"] = "1"  # read where the datasets are opened
     try:
         return int(args.func(args) or 0)
     except HwnasError as exc:

@@ -1,8 +1,9 @@
 """EdgeDLPerf-style datasets: build (sample, export, label), store, load as graphs.
 
 ``build_dataset(out, space, num, targets, ...)`` grows a dataset directory;
-``DatasetStore(dir)`` reads and writes its SQLite file; ``GraphDataset(dir)`` loads
-it for training, caching the processed graphs per feature-extractor version.
+``DatasetStore(dir)`` reads it (its sealed shards and its working store, see
+``store.py``) and writes it; ``GraphDataset(dir)`` loads it for training, caching the
+processed graphs per feature-extractor version.
 """
 from __future__ import annotations
 

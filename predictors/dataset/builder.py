@@ -5,7 +5,9 @@ default_rng([seed, i]))`` with weights seed ``seed * 1_000_003 + i``.  A build w
 ``i = 0, 1, 2, ...``, skips every arch already in the dataset (done or failed) and
 stops when the space has ``num`` healthy networks, so running the same command
 again after a kill continues where it stopped, with no duplicates; a larger
-``num`` extends the dataset.  Targets missing on the space's first ``num`` stored
+``num`` extends the dataset.  The run writes into the folder's working store and seals it into
+new shards when it ends (and every ``SEAL_EVERY`` networks); a killed run leaves
+the working store, which the next run continues and seals.  Targets missing on the space's first ``num`` stored
 networks are labelled too (the network is exported again from its arch and seed,
 and must reproduce the stored file's SHA-256), so ``--num 1000 --target cpu-litert``
 on a 2,500-network dataset labels 1,000 of them.
@@ -22,7 +24,7 @@ import numpy as np
 
 from search_spaces.errors import HwnasError
 
-from predictors.dataset.store import DatasetStore
+from predictors.dataset.store import SEAL_EVERY, DatasetStore
 
 MAX_FAILURE_SHARE = 0.5  # give up when more than half of the candidates fail ...
 MIN_ATTEMPTS_BEFORE_GIVING_UP = 40  # ... after at least this many
@@ -85,8 +87,12 @@ def build_dataset(
     timeout_s: float = 900.0,
     progress: bool = True,
     command: dict[str, Any] | None = None,
+    seal_every: int | None = None,
 ) -> dict[str, Any]:
     """Grows ``out`` to ``num`` healthy networks of ``space_name``, labelled on ``targets``.
+
+    ``seal_every`` networks (default ``store.SEAL_EVERY``) the working store is sealed
+    into a shard, so a long build's finished parts can be committed as it goes.
 
     Returns:
         Counts of this run: ``added``, ``failed``, ``labelled`` (labels added to
@@ -117,9 +123,7 @@ def build_dataset(
 
         # 1. stored networks that miss some requested target
         relabel: dict[str, dict] = {}
-        first = {a for (a,) in store.conn.execute(
-            "SELECT arch_id FROM networks WHERE space = ? AND status = 'ok' ORDER BY rowid LIMIT ?",
-            (space.name, int(num)))}
+        first = set(store.first(space.name, num))
         for t in targets:
             for arch_id, arch, wseed, sha in store.unlabelled(space.name, t):
                 if arch_id not in first:
@@ -167,6 +171,7 @@ def build_dataset(
                     tflite_sha256=result.get("tflite_sha256"), tflite_bytes=result.get("tflite_bytes"),
                     export_s=result.get("export_s"), run_id=run_id, labels=result.get("labels") if ok else None,
                 )
+                store.seal_if_due(seal_every or SEAL_EVERY)
                 if ok:
                     done += 1
                     stats["added"] += 1
@@ -183,7 +188,11 @@ def build_dataset(
                         )
             bar.close()
         stats["total"] = store.count(space.name)
+        store.seal()
         return stats
+    except HwnasError:
+        store.seal()  # what was done is kept, in shards
+        raise
     finally:
         store.close()
 

@@ -1,9 +1,10 @@
 """A dataset directory as a PyTorch Geometric ``InMemoryDataset``.
 
-Raw input: ``dataset.sqlite`` (TFLite graphs + labels).  Processed output:
-``processed/graphs-<feature version>-<fingerprint>.pt``: the name carries the
-feature extractor's version and a fingerprint of the database, so a cache made by
-another extractor or before new samples were added is never reused, it is rebuilt.
+Raw input: the folder's shards and working store (TFLite graphs + labels, see
+``store.py``).  Processed output: ``processed/graphs-<feature version>-<fingerprint>.pt``:
+the name carries the feature extractor's version and a fingerprint of the stored
+files, so a cache made by another extractor or before new samples were added is
+never reused, it is rebuilt.
 
 Each graph carries ``y`` (float32 ``[1, len(label_names)]``, NaN where a label is
 missing), ``space``, ``arch_id``; ``dataset.label_names`` lists ``target/metric``.
@@ -19,8 +20,9 @@ from pathlib import Path
 import torch
 from torch_geometric.data import InMemoryDataset
 
-from predictors.dataset.store import DB_NAME, DatasetStore
-from predictors.graph import FEATURE_VERSION, from_tflite
+from predictors.dataset.store import DatasetStore
+from predictors.dataset import _featurize
+from predictors.graph import FEATURE_VERSION, to_data
 
 
 STALE_CACHE_GRACE_S = 600.0  # a stale cache younger than this is left for its writer
@@ -39,18 +41,22 @@ class GraphDataset(InMemoryDataset):
     """Graphs and labels of one dataset directory.
 
     Args:
-        root: the dataset directory (holding ``dataset.sqlite``).
+        root: the dataset directory (its shards and working store).
         spaces: keep only these search spaces (default: all).
         targets: keep only labels of these targets (default: all present).
+        skip_bad_shards: read the other shards when one is corrupt (with a warning).
     """
 
     def __init__(self, root: str | os.PathLike, spaces: list[str] | None = None,
-                 targets: list[str] | None = None, transform=None, log: bool = False):
+                 targets: list[str] | None = None, transform=None, log: bool = False,
+                 skip_bad_shards: bool | None = None):
         self._store_dir = Path(root)
         self._spaces = sorted(spaces) if spaces else None
         self._targets = sorted(targets) if targets else None
-        with DatasetStore(root) as store:
+        self._skip_bad_shards = skip_bad_shards
+        with DatasetStore(root, skip_bad_shards=skip_bad_shards) as store:
             self._fingerprint = store.fingerprint()
+            self._sources = [p.name for p in store.source_files()]
         super().__init__(str(root), transform=transform, log=log)
         try:
             meta = self._load_cache()
@@ -71,7 +77,7 @@ class GraphDataset(InMemoryDataset):
 
     @property
     def raw_file_names(self) -> list[str]:
-        return [DB_NAME]
+        return self._sources
 
     @property
     def processed_file_names(self) -> list[str]:
@@ -87,17 +93,28 @@ class GraphDataset(InMemoryDataset):
         return hashlib.sha1(f"{self._spaces}|{self._targets}".encode()).hexdigest()[:8]
 
     def download(self) -> None:  # pragma: no cover - the raw file is always local
-        raise FileNotFoundError(self._store_dir / DB_NAME)
+        raise FileNotFoundError(self._store_dir)
 
     def process(self) -> None:
-        # one stored file at a time: a list of the decompressed files of a large dataset
-        # does not fit in memory (3,000 FBNet networks: 6 GB)
-        graphs, labels = [], []
-        with DatasetStore(self._store_dir) as store:
-            for r in store.rows(self._spaces):
-                if r["tflite"] is None:
-                    continue
-                data = from_tflite(r["tflite"])
+        # One stored file at a time: a list of the decompressed files of a large dataset
+        # does not fit in memory (3,000 FBNet networks: 6 GB).  Large sets are read by
+        # worker processes, a run of one shard each (decoding and feature extraction
+        # are pure Python and NumPy: one core each).
+        with DatasetStore(self._store_dir, skip_bad_shards=self._skip_bad_shards) as store:
+            plan = store.plan(self._spaces)
+            arrays = _shard_arrays(store, plan, self.workers)
+            graphs, labels = [], []
+            for index, k, r in plan:
+                if index is None:
+                    data = store.working_graph(r["arch_id"])
+                    if data is None:
+                        continue
+                    a = _featurize.arrays32(data)
+                else:
+                    a = arrays.pop((index, k), None)
+                    if a is None:
+                        continue
+                data = to_data(a)
                 data.space = r["space"]
                 data.arch_id = r["arch_id"]
                 graphs.append(data)
@@ -139,5 +156,43 @@ class GraphDataset(InMemoryDataset):
         self.save(graphs, graphs_path + tmp)
         os.replace(graphs_path + tmp, graphs_path)
 
+    @property
+    def workers(self) -> int:
+        """Processes that read the shards when the cache is built (``HWNAS_DATASET_WORKERS``, default: the cores)."""
+        value = os.environ.get("HWNAS_DATASET_WORKERS")
+        if value:
+            return max(1, int(value))
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+
     def label_index(self, target: str, metric: str) -> int:
         return self.label_names.index(f"{target}/{metric}")
+
+
+PARALLEL_FROM = 400  # networks: fewer are read in this process (starting workers costs a second)
+CHUNK = 250  # networks per worker task
+
+
+def _shard_arrays(store: DatasetStore, plan: list, workers: int) -> dict[tuple[int, int], dict]:
+    """Feature arrays of the plan's shard networks, ``(shard index, position) -> arrays``."""
+    runs: dict[int, list[int]] = {}
+    for index, k, _ in plan:
+        if index is not None:
+            runs.setdefault(index, []).append(k)
+    tasks = []
+    for index, positions in runs.items():
+        for i in range(0, len(positions), CHUNK):
+            chunk = positions[i:i + CHUNK]
+            tasks.append((index, str(store.shards[index].path), chunk))
+    out: dict[tuple[int, int], dict] = {}
+    if workers <= 1 or sum(len(p) for p in runs.values()) < PARALLEL_FROM:
+        for index, positions in runs.items():
+            for k, data in store.shards[index].graphs(positions):
+                if data is not None:
+                    out[(index, k)] = _featurize.arrays32(data)
+        return out
+    for index, k, a in _featurize.run_parallel(tasks, workers):
+        out[(index, k)] = a
+    return out

@@ -117,9 +117,8 @@ def import_table(
         run_id = store.start_run("import", command or {"space": space_name, "csv": str(csv_path),
                                                       "target": target_name, "metrics": list(metrics)},
                                  {**provenance([]), "source": str(csv_path), "target_name": target_name})
-        labelled = {a for (a,) in store.conn.execute(
-            "SELECT arch_id FROM labels WHERE target = ? AND status = 'ok'", (target_name,))}
-        stored = {a for (a,) in store.conn.execute("SELECT arch_id FROM networks WHERE status = 'ok'")}
+        labelled = store.labelled(target_name)
+        stored = {r["arch_id"] for r in store.network_rows(status="ok")}
         stats = {"rows": len(rows), "imported": 0, "reused_exports": 0, "already": 0, "failed": 0}
         to_export = []
         for arch_id, entry in parsed.items():
@@ -147,9 +146,14 @@ def import_table(
                 )
                 stats["imported" if ok else "failed"] += 1
                 bar.update(1)
+                store.seal_if_due()
             bar.close()
         stats["skipped"] = {k: {"count": len(v), "examples": v[:3]} for k, v in problems.items()}
+        store.seal()
         return stats
+    except HwnasError:
+        store.seal()
+        raise
     finally:
         store.close()
 

@@ -88,8 +88,7 @@ def test_stored_graph_is_the_exported_file_with_its_payload_zeroed(small_dataset
 
     with DatasetStore(small_dataset) as store:
         row = next(store.rows())
-        sha = store.conn.execute("SELECT tflite_sha256 FROM networks WHERE arch_id = ?",
-                                 (row["arch_id"],)).fetchone()[0]
+        sha = {r["arch_id"]: r["tflite_sha256"] for r in store.network_rows()}[row["arch_id"]]
     space, arch = from_encoded(row["arch"])
     again = to_tflite(space.build(arch, seed=row["seed"]), seed=row["seed"])
     assert hashlib.sha256(again).hexdigest() == sha
@@ -109,8 +108,33 @@ def test_adding_a_target_labels_only_what_is_missing(tmp_path, small_dataset):
     with DatasetStore(out) as store:
         assert store.info()["by_space"][SPACE] == {"ethos-u55-128": 3, "ethos-u65-256": 3}
         # the u55 labels were not touched: still from the first run
-        runs = {r[0] for r in store.conn.execute("SELECT run_id FROM labels WHERE target = 'ethos-u55-128'")}
+        runs = {r["run_id"] for r in store.label_rows("ethos-u55-128")}
         assert runs == {1}
+        assert [r["run_id"] for r in store.run_rows()] == [1, 2, 3]
+
+
+def test_a_build_on_a_sharded_folder_continues_without_touching_its_shards(tmp_path, small_dataset):
+    import hashlib
+    import shutil
+
+    from predictors.dataset.shards import list_shards
+
+    out = tmp_path / "grown"
+    shutil.copytree(small_dataset, out)
+    sealed = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in list_shards(out)}
+    assert len(sealed) == 1 and not (out / "dataset.sqlite").exists()
+    stats = build_dataset(out, SPACE, 5, ["ethos-u55-128"], progress=False, seal_every=1)
+    assert stats == {"added": 2, "failed": 0, "labelled": 0, "total": 5}
+    shards = list_shards(out)
+    assert len(shards) == 3  # a shard per network: seal_every=1
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shards if p.name in sealed} == sealed
+    with DatasetStore(out) as store:
+        grown = [r["arch_id"] for r in store.rows()]
+    # the same networks as one build of 5 from scratch (deterministic sampling)
+    clean = tmp_path / "clean"
+    build_dataset(clean, SPACE, 5, ["ethos-u55-128"], progress=False)
+    with DatasetStore(clean) as store:
+        assert [r["arch_id"] for r in store.rows()] == grown
 
 
 def _count(db: Path) -> int:
@@ -180,8 +204,7 @@ def test_a_cache_removed_before_it_is_loaded_is_built_again(small_dataset, tmp_p
     from predictors.dataset.graphs import GraphDataset
 
     copy = tmp_path / "copy"
-    copy.mkdir()
-    shutil.copy(small_dataset / "dataset.sqlite", copy / "dataset.sqlite")
+    shutil.copytree(small_dataset, copy)
     built = []
 
     class RacedDataset(GraphDataset):
@@ -204,15 +227,17 @@ def test_the_graph_cache_is_built_one_stored_file_at_a_time(small_dataset, tmp_p
     from predictors.dataset.graphs import GraphDataset
 
     copy = tmp_path / "many"
-    copy.mkdir()
-    shutil.copy(small_dataset / "dataset.sqlite", copy / "dataset.sqlite")
-    conn = sqlite3.connect(copy / "dataset.sqlite")
-    for n in range(10):  # 30 networks: the 3 stored ones under new ids
-        conn.execute("INSERT INTO networks SELECT arch_id || ?, space, arch, seed, status, reason, tflite, "
-                     "tflite_sha256, tflite_bytes, export_s, run_id, created FROM networks WHERE length(arch_id) = 16",
-                     (f"-{n}",))
-    conn.commit()
-    conn.close()
+    shutil.copytree(small_dataset, copy)
+    with DatasetStore(small_dataset) as store:
+        rows = list(store.rows())
+        networks = {r["arch_id"]: r for r in store.network_rows()}
+    with DatasetStore(copy, create=True) as store:  # 30 more in the working store: the 3 under new ids
+        for n in range(10):
+            for r in rows:
+                net = networks[r["arch_id"]]
+                store.add_network(arch_id=f"{r['arch_id']}-{n}", space=r["space"], arch=r["arch"], seed=r["seed"],
+                                  status="ok", tflite=r["tflite"], tflite_sha256=net["tflite_sha256"],
+                                  labels={t: {"metrics": m} for t, m in r["labels"].items()})
     with DatasetStore(copy) as store:
         sizes = [len(r["tflite"]) for r in store.rows()]
         assert len(sizes) == 33 and all(r["tflite"] is None for r in store.rows(with_tflite=False))

@@ -1,0 +1,234 @@
+"""Dataset storage: the compaction codec, shards, and the folder view (working store + shards).
+
+Real TFLite files throughout (the tiny test network and a seeded sample of the
+committed dataset); no converter or Vela runs here, so these take seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from predictors.dataset import DatasetStore, compact
+from predictors.dataset.shards import Shard, ShardError, list_shards
+from predictors.tflite_model import strip_constant_buffers
+from search_spaces.errors import HwnasError
+
+COMMITTED = Path(__file__).parents[2] / "data" / "edgedlperf"
+
+
+@pytest.fixture(scope="module")
+def graphs(int8_model, float_model) -> list[bytes]:
+    return [strip_constant_buffers(int8_model), strip_constant_buffers(float_model)]
+
+
+def committed_sample(per_space: int = 4, seed: int = 0) -> list[bytes]:
+    """A seeded sample of the committed dataset's stored graphs, per shard."""
+    rng = random.Random(seed)
+    out = []
+    for path in list_shards(COMMITTED):
+        shard = Shard(path)
+        n = len(shard.networks())
+        positions = rng.sample(range(n), min(per_space, n))
+        out += [g for _, g in shard.graphs(positions) if g is not None]
+    return out
+
+
+def test_compaction_is_lossless_and_smaller(graphs):
+    sample = graphs + committed_sample()
+    assert len(sample) >= 2 + 4 * 5
+    for data in sample:
+        c = compact.encode(data)
+        assert c is not None
+        assert compact.decode(c) == data
+        assert len(c.residual) < len(data) / 2
+        # the residual is itself a flatbuffer whose offsets no longer span the zeros:
+        # the walk finds the same words and vectors in it as the encoder recorded
+        assert c.residual[4:8] == b"TFL3"
+        walk = compact._Layout(c.residual)
+        assert sorted(walk.offsets()[0].tolist()) == c.words.tolist()
+        assert sorted(walk.vectors) == c.vectors.tolist()
+
+
+def test_a_file_that_would_not_round_trip_is_kept_whole(graphs, monkeypatch, tmp_path):
+    real_decode = compact.decode
+    monkeypatch.setattr(compact, "decode", lambda c: real_decode(c)[:-1])  # a schema gap, say
+    assert compact.encode(graphs[0]) is None
+    monkeypatch.setattr(compact, "decode", real_decode)
+    monkeypatch.setattr(compact, "encode", lambda data: None)
+    with DatasetStore(tmp_path / "d", create=True) as store:
+        _add(store, "a" * 16, graphs[0])
+        store.seal()
+    with DatasetStore(tmp_path / "d") as store:
+        assert [r["tflite"] for r in store.rows()] == [graphs[0]]
+        assert store.shards[0].networks()[0]["arch_id"] == "a" * 16
+
+
+def _add(store: DatasetStore, arch_id: str, graph: bytes | None, space: str = "keyword_spotting",
+         labels: dict | None = None, run_id: int | None = None) -> None:
+    store.add_network(arch_id=arch_id, space=space, arch={"space": space, "id": arch_id}, seed=7,
+                      status="ok" if graph is not None else "failed", reason=None if graph else "export error: x",
+                      tflite=graph, tflite_sha256=hashlib.sha256(arch_id.encode()).hexdigest(),
+                      tflite_bytes=len(graph or b""), export_s=0.25, run_id=run_id,
+                      labels=labels if labels is not None else
+                      {"ethos-u55-128": {"metrics": {"latency_ms": 1.5}}} if graph is not None else None)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sealed_shards_are_never_rewritten_and_later_labels_win(graphs, tmp_path):
+    folder = tmp_path / "d"
+    with DatasetStore(folder, create=True) as store:
+        run = store.start_run("build", {"n": 1}, {"versions": {"hwnas": "0"}})
+        _add(store, "net-a", graphs[0], run_id=run)
+        _add(store, "net-b", graphs[1], run_id=run)
+        _add(store, "net-c", None, run_id=run)  # a failed export
+        assert store.working_networks() == 3 and not list_shards(folder)
+        first = store.seal()
+    assert len(first) == 1 and not (folder / "dataset.sqlite").exists()
+    before = _digest(first[0])
+    with DatasetStore(folder, create=True) as store:
+        run2 = store.start_run("build", {"n": 2}, {"versions": {"hwnas": "0"}})
+        assert run2 == run + 1  # run ids stay unique across shards
+        store.add_labels("net-a", {"ethos-u55-128": {"metrics": {"latency_ms": 9.0}},
+                                   "cpu-litert": {"metrics": {"latency_ms": 3.0}}}, run2)
+        _add(store, "net-a", graphs[1], run_id=run2)  # stored already: ignored
+        _add(store, "net-d", graphs[1], space="super_resolution", run_id=run2)
+        second = store.seal()
+    assert len(second) == 2  # one shard per space
+    assert _digest(first[0]) == before
+    with DatasetStore(folder) as store:
+        rows = {r["arch_id"]: r for r in store.rows()}
+        assert list(rows) == ["net-a", "net-b", "net-d"]
+        assert rows["net-a"]["tflite"] == graphs[0] and rows["net-d"]["tflite"] == graphs[1]
+        assert rows["net-a"]["labels"] == {"ethos-u55-128": {"latency_ms": 9.0}, "cpu-litert": {"latency_ms": 3.0}}
+        assert rows["net-b"]["labels"] == {"ethos-u55-128": {"latency_ms": 1.5}}
+        info = store.info()
+        assert info["samples"] == 3 and info["shards"] == 3 and info["runs"] == 2
+        assert info["failures"] == {"export error": 1}
+        assert info["by_space"]["keyword_spotting"] == {"cpu-litert": 1, "ethos-u55-128": 2}
+        assert store.first("keyword_spotting", 1) == ["net-a"]
+        assert [a for a, *_ in store.unlabelled(None, "cpu-litert")] == ["net-b", "net-d"]
+
+
+def test_two_writers_on_one_folder_are_refused(tmp_path):
+    with DatasetStore(tmp_path / "d", create=True):
+        with pytest.raises(HwnasError, match="another build or import is writing"):
+            DatasetStore(tmp_path / "d", create=True)
+    with DatasetStore(tmp_path / "d", create=True):  # released when the first one closed
+        pass
+
+
+def test_reading_a_folder_with_no_dataset_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HwnasError, match="no dataset here"):
+        DatasetStore(tmp_path / "empty")
+    with pytest.raises(HwnasError, match="opened for reading"):
+        with DatasetStore(COMMITTED) as store:
+            store.start_run("build", {}, {})
+
+
+@pytest.fixture()
+def two_shards(graphs, tmp_path) -> Path:
+    folder = tmp_path / "two"
+    with DatasetStore(folder, create=True) as store:
+        _add(store, "net-a", graphs[0])
+        store.seal()
+        _add(store, "net-b", graphs[1])
+        store.seal()
+    assert len(list_shards(folder)) == 2
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
+def test_a_damaged_shard_is_named_and_the_others_stay_readable(two_shards, damage, capsys):
+    bad = list_shards(two_shards)[0]
+    blob = bad.read_bytes()
+    if damage == "truncate":
+        bad.write_bytes(blob[:len(blob) // 2])
+    elif damage == "flip":
+        bad.write_bytes(blob[:100] + bytes([blob[100] ^ 0xFF]) + blob[101:])
+    else:
+        bad.write_bytes(b"")
+    with pytest.raises(ShardError, match=str(bad.name)) as exc:
+        DatasetStore(two_shards)
+    assert "--skip-bad-shards" in str(exc.value)
+    with DatasetStore(two_shards, skip_bad_shards=True) as store:
+        assert [r["arch_id"] for r in store.rows()] == ["net-b"]
+        assert store.info()["bad_shards"] == [str(bad)]
+    assert bad.name in capsys.readouterr().err
+    with pytest.raises(ShardError):  # a writer never skips: it would seal beside a shard nobody reads
+        DatasetStore(two_shards, create=True, skip_bad_shards=True)
+    cli = [sys.executable, "-m", "hwnas", "dataset", "info", str(two_shards), "--json"]
+    proc = subprocess.run(cli, capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("hwnas: error: ") and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run(cli + ["--skip-bad-shards"], capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["samples"] == 1
+
+
+def test_a_legacy_dataset_sqlite_is_read_and_sealed_losslessly(graphs, tmp_path):
+    """A folder from an hwnas before the shards: one dataset.sqlite.  `hwnas dataset seal` converts it."""
+    work = tmp_path / "work"
+    with DatasetStore(work, create=True) as store:  # a working store left unsealed: the old format
+        run = store.start_run("build", {"space": "keyword_spotting"}, {"versions": {"hwnas": "0.1.0"}})
+        _add(store, "net-a", graphs[0], run_id=run)
+        _add(store, "net-b", graphs[1], run_id=run, labels={"ethos-u55-128": {"error": "TargetError: no"}})
+        _add(store, "net-c", None, run_id=run)
+        store.start_run("build", {"space": "keyword_spotting"}, {"versions": {"hwnas": "0.1.0"}})  # added nothing
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    shutil.copy(work / "dataset.sqlite", legacy / "dataset.sqlite")
+
+    def everything(folder):
+        with DatasetStore(folder) as store:
+            return (store.network_rows(), store.label_rows(), store.run_rows(), list(store.rows()), store.info())
+
+    before = everything(legacy)
+    conn = sqlite3.connect(legacy / "dataset.sqlite")
+    raw_labels = conn.execute("SELECT metrics FROM labels WHERE metrics IS NOT NULL").fetchall()
+    conn.close()
+    proc = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "seal", str(legacy)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "sealed" in proc.stdout and not (legacy / "dataset.sqlite").exists()
+    after = everything(legacy)
+    assert after[:4] == before[:4]  # every network, label, run and graph
+    assert {k: v for k, v in after[4].items() if k not in ("size_bytes", "shards", "unsealed_networks")} == \
+        {k: v for k, v in before[4].items() if k not in ("size_bytes", "shards", "unsealed_networks")}
+    # the stored label text comes back exactly too
+    assert [(json.dumps(r["metrics"], sort_keys=True),) for r in after[1] if r["metrics"]] == raw_labels
+
+
+def test_a_seal_interrupted_after_its_shards_were_written_is_not_repeated(graphs, tmp_path):
+    folder = tmp_path / "d"
+    with DatasetStore(folder, create=True) as store:
+        _add(store, "net-a", graphs[0])
+        _add(store, "net-b", graphs[1])
+    shutil.copy(folder / "dataset.sqlite", tmp_path / "saved.sqlite")
+    with DatasetStore(folder, create=True) as store:
+        store.seal()
+    shutil.copy(tmp_path / "saved.sqlite", folder / "dataset.sqlite")  # as if killed before the removal
+    with DatasetStore(folder) as store:
+        assert [r["arch_id"] for r in store.rows()] == ["net-a", "net-b"]
+    with DatasetStore(folder, create=True) as store:
+        assert store.seal() == []  # nothing new: no shard written twice
+    assert len(list_shards(folder)) == 1 and not (folder / "dataset.sqlite").exists()
+
+
+def test_the_committed_dataset_is_sharded_and_compact():
+    """The committed set: shards only (no working store left behind), under 1.5 KB a network."""
+    assert not (COMMITTED / "dataset.sqlite").exists()
+    shards = list_shards(COMMITTED)
+    networks = sum(len(Shard(p).networks()) for p in shards)
+    size = sum(p.stat().st_size for p in shards)
+    assert networks >= 11_500 and size / networks <= 1536
