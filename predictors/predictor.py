@@ -228,9 +228,42 @@ class Predictor:
             tflite: a path or bytes, or a list of them (predicted in batches).
             targets: restrict the output to these targets.
         """
-        from predictors._fast import NumpyStacked
-        from predictors.graph import graph_arrays, to_data
+        from predictors.graph import graph_arrays
 
+        self._check_targets(targets)
+        single = isinstance(tflite, (str, bytes, bytearray, memoryview, os.PathLike))
+        items = [tflite] if single else list(tflite)
+        results = self.predict_arrays([graph_arrays(item) for item in items], targets)
+        return results[0] if single else results
+
+    def predict_arrays(self, arrays: Sequence[dict[str, Any]], targets: Sequence[str] | None = None) -> list[dict]:
+        """:meth:`predict` of feature arrays (``predictors.graph.graph_arrays`` or the lowering's)."""
+        from predictors._fast import NumpyStacked
+        from predictors.graph import to_data
+
+        self._check_targets(targets)
+        if self._stacked is not None and 0 < sum(len(a["op_type"]) for a in arrays) <= NumpyStacked.MAX_NODES:
+            mean, std = self._predict_small(arrays)  # a search's one candidate: NumPy, no tensors
+        else:
+            mean, std = self.predict_graphs([to_data(a) for a in arrays])
+        return [self._as_dict(mean[i], std[i], targets) for i in range(len(arrays))]
+
+    def predict_arch(self, space: Any, arch: Any, targets: Sequence[str] | None = None):
+        """:meth:`predict` of a search space's arch (or a list of archs) from the lowered graph:
+        no Keras model, no TFLite conversion (``predictors.graph.from_arch``).
+
+        Raises:
+            LoweringError: the lowering cannot reproduce this network (export it and call
+                :meth:`predict` instead); InvalidArchError for an arch the space refuses.
+        """
+        from predictors.graph import arch_arrays
+
+        single = not isinstance(arch, list)
+        archs = [arch] if single else list(arch)
+        results = self.predict_arrays([arch_arrays(space, a) for a in archs], targets)
+        return results[0] if single else results
+
+    def _check_targets(self, targets: Sequence[str] | None) -> None:
         if targets:
             missing = [t for t in targets if t not in self.targets]
             if missing:
@@ -238,15 +271,6 @@ class Predictor:
                     f"predictor {self.name!r} does not predict target {missing[0]!r}; it predicts: "
                     f"{', '.join(self.targets)}"
                 )
-        single = isinstance(tflite, (str, bytes, bytearray, memoryview, os.PathLike))
-        items = [tflite] if single else list(tflite)
-        arrays = [graph_arrays(item) for item in items]
-        if self._stacked is not None and 0 < sum(len(a["op_type"]) for a in arrays) <= NumpyStacked.MAX_NODES:
-            mean, std = self._predict_small(arrays)  # a search's one candidate: NumPy, no tensors
-        else:
-            mean, std = self.predict_graphs([to_data(a) for a in arrays])
-        results = [self._as_dict(mean[i], std[i], targets) for i in range(len(items))]
-        return results[0] if single else results
 
     # -- persistence
     def save(self, directory: str | os.PathLike) -> None:

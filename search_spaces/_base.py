@@ -388,7 +388,7 @@ class SearchSpace(ABC):
         """A stable id: the first 16 hex digits of the SHA-1 of the canonical encoding."""
         return hashlib.sha1(canonical_json(self.encode(arch)).encode("ascii")).hexdigest()[:16]
 
-    def build(self, arch: Any, *, seed: int = 0, batch_size: int | None = 1) -> "keras.Model":
+    def build(self, arch: Any, *, seed: int = 0, batch_size: int | None = 1, keras: Any = None) -> "keras.Model":
         """A trainable Keras functional model of ``arch``.
 
         Clears the Keras session first (layer names restart) and seeds the weights,
@@ -399,11 +399,14 @@ class SearchSpace(ABC):
             seed: weight-initialisation seed (``keras.utils.set_random_seed``, which
                 also seeds Python's and NumPy's global generators).
             batch_size: the static batch size (1 for export; None to train).
+            keras: the module to build with (default: Keras itself; the lowering passes
+                a stand-in that records the graph, ``predictors.graph.from_arch``).
         """
         arch = self.decode(arch)
-        from search_spaces._quiet import import_keras
+        if keras is None:
+            from search_spaces._quiet import import_keras
 
-        keras = import_keras()
+            keras = import_keras()
         keras.backend.clear_session()
         keras.utils.set_random_seed(int(seed))
         inputs = keras.Input(tuple(self.input_shape(arch)), batch_size=batch_size, name="input")

@@ -1,12 +1,15 @@
 """TFLite flatbuffer -> PyTorch Geometric graph: the one input path of PerfSAGE.
 
-``from_tflite(path_or_bytes) -> Data``; the feature layout is in ``NODE_FEATURES``
+``from_tflite(path_or_bytes) -> Data``, and ``from_arch(space, arch) -> Data`` the same
+graph from a search space's arch without Keras or the converter (the lowering); the
+feature layout is in ``NODE_FEATURES``
 and ``GRAPH_FEATURES``, versioned by ``FEATURE_VERSION``; ``Normalizer`` scales
 features fitted on training graphs; ``summarize`` backs ``hwnas graph``.
 """
 from __future__ import annotations
 
 from predictors.graph._extract import extract_arrays, from_tflite, graph_arrays, to_data
+from predictors.graph._lowered import arch_arrays, from_arch, lower
 from predictors.graph._features import (
     FEATURE_VERSION,
     GRAPH_FEATURES,
@@ -26,9 +29,12 @@ __all__ = [
     "OPTION_FIELDS",
     "UNKNOWN_OP_TYPE",
     "Normalizer",
+    "arch_arrays",
     "extract_arrays",
+    "from_arch",
     "from_tflite",
     "graph_arrays",
+    "lower",
     "summarize",
     "to_data",
 ]
