@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                               "MACs")))
     if best:
         winner = best[0]
-        measured = targets.get(args.target).measure(objective.evaluate_arch(winner.user_attrs["arch"])[0])
+        measured = targets.get(args.target).measure(objective.export(objective.space.decode(winner.user_attrs["arch"])))
         ok = "within" if measured["latency_ms"] <= args.max_latency_ms else "OVER"
         arch = {k: v for k, v in winner.user_attrs["arch"].items() if k not in ("space", "options")}
         print(f"best: trial {winner.number}, {json.dumps(arch)}")

@@ -121,6 +121,7 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
         args.out, args.space, args.csv, args.arch_column, args.metric, args.target_name,
         space_options=_space_options(args.space_option), workers=args.workers, backend=args.backend,
         limit=args.limit, progress=not args.quiet, command={k: v for k, v in vars(args).items() if k != "func"},
+        lowering=not args.export,
     )
     report_skipped(stats)
     print(f"{args.target_name}: {stats['imported']} networks imported ({stats['reused_exports']} reused an "
@@ -172,9 +173,51 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archs(args: argparse.Namespace) -> list:
+    """The archs of ``--arch JSON`` (repeatable) and ``--archs FILE.jsonl``, in order."""
+    archs = []
+    for k, text in enumerate(args.arch or [], start=1):
+        try:
+            archs.append(json.loads(text))
+        except ValueError as exc:
+            raise HwnasError(f"--arch #{k} is not JSON ({exc.msg} at character {exc.pos})") from None
+    if args.archs:
+        try:
+            lines = Path(args.archs).read_text().splitlines()
+        except OSError as exc:
+            raise HwnasError(f"{args.archs}: cannot read ({exc.strerror})") from None
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                archs.append(json.loads(line))
+            except ValueError as exc:
+                raise HwnasError(f"{args.archs}: line {n} is not JSON ({exc.msg})") from None
+    if not archs:
+        raise HwnasError("give the archs to predict: --arch JSON (repeatable) or --archs FILE.jsonl")
+    return archs
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from predictors.predictor import list_predictors, load_predictor
 
+    by_arch = args.space is not None
+    if by_arch and args.models:
+        raise HwnasError("give .tflite files or --space with --arch/--archs, not both")
+    if not by_arch and (args.arch or args.archs):
+        raise HwnasError("--arch and --archs need --space S (the space the archs belong to)")
+    if not by_arch and not args.models:
+        raise HwnasError("give .tflite files, or --space S with --arch JSON / --archs FILE.jsonl")
+    if by_arch:
+        import search_spaces
+
+        space = search_spaces.get(args.space, **_space_options(args.space_option))
+        archs = [space.decode(a) for a in _archs(args)]  # a bad arch: the field it names
+        items: list = archs
+        labels = [space.arch_id(a) for a in archs]
+    else:
+        items = list(args.models)
+        labels = items
     if args.predictor:
         predictors = [load_predictor(args.predictor)]
     else:
@@ -187,23 +230,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 raise HwnasError(f"no shipped predictor for target {target!r}; shipped: "
                                  f"{', '.join(shipped) or 'none'} (or pass --predictor PATH)")
             predictors.append(load_predictor(name))
-    results: list[dict] = [{} for _ in args.models]
+    results: list[dict] = [{} for _ in items]
+    arrays = None
+    if by_arch:
+        from predictors.graph import arch_arrays
+        from predictors.graph._lowered import LoweringError
+
+        try:
+            arrays = [arch_arrays(space, a) for a in archs]
+        except LoweringError as exc:
+            raise HwnasError(f"space {space.name!r}: {exc}; export the network and pass the .tflite file "
+                             "instead (hwnas predict MODEL.tflite)") from None
     for p in predictors:
         targets = [t for t in (args.target or p.targets) if t in p.targets] or None
         if args.target and args.predictor and not targets:
-            p.predict(args.models[0], targets=args.target)  # raises the unknown-target error
-        for i, r in enumerate(p.predict(list(args.models), targets=targets)):
+            p._check_targets(args.target)  # raises the unknown-target error
+        found = p.predict_arrays(arrays, targets=targets) if by_arch else p.predict(items, targets=targets)
+        for i, r in enumerate(found):
             results[i].update(r)
     if args.json:
-        _print_json(results[0] if len(args.models) == 1 else results)
+        _print_json(results[0] if len(items) == 1 and not by_arch else results)
         return 0
     rows = []
-    for model, result in zip(args.models, results):
+    for label, result in zip(labels, results):
         for target, metrics in result.items():
             for metric, value in metrics.items():
                 if not metric.endswith("_std"):
-                    rows.append((model, target, metric, value, metrics.get(f"{metric}_std", float("nan"))))
-    print(format_table(rows, ("model", "target", "metric", "predicted", "std")))
+                    rows.append((label, target, metric, value, metrics.get(f"{metric}_std", float("nan"))))
+    print(format_table(rows, ("arch_id" if by_arch else "model", "target", "metric", "predicted", "std")))
     return 0
 
 
@@ -312,7 +366,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     objective = search.HardwareObjective(
         space, args.target, args.predictor, budgets=budgets, objectives=objectives, accuracy=accuracy,
         margin_std=args.margin_std, artifact_store=None if args.no_artifacts else FileSystemArtifactStore(artifact_dir),
-        seed=0,
+        seed=0, verify=args.verify, verify_std=args.verify_std,
     )
     study = search.make_study(objective, storage_obj, args.study_name, args.sampler, seed=args.seed,
                               n_trials=args.trials)
@@ -324,6 +378,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     search.run_search(study, objective, args.trials, give_up_after=args.give_up_after,
                       show_progress_bar=not args.quiet and not args.json and sys.stderr.isatty())
+    verified = search.verify_best(study, objective, top=min(args.top, 5)) if args.verify != "none" else []
     elapsed = time.perf_counter() - started
     plots = search.plot_search(study, out, {b.metric: b.limit for b in objective.budgets})
     best = search.best_candidates(study, limit=args.top)
@@ -336,6 +391,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "study": study.study_name, "storage": storage, "objectives": objective.objective_names,
             "directions": objective.directions, "counts": counts, "plots": plots,
             "best": [search.trial_record(t, objective.objective_names) for t in best],
+            "measurements": objective.measurements, "verified": verified,
         })
         return 0
     metrics = objective.metrics
@@ -361,6 +417,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"arch of trial {first.number}: {json.dumps({k: v for k, v in first.user_attrs['arch'].items() if k not in ('space', 'options')})}")
     else:
         print("no feasible candidate yet")
+    if verified:
+        print(f"measured on {args.target} ({objective.measurements} measurements in all): " + "; ".join(
+            f"trial {v['trial']} " + ", ".join(f"{m} {val:.4g}" for m, val in v["measured"].items()
+                                                if any(b.metric == m for b in objective.budgets))
+            + ("" if v["within_budget"] else " OVER BUDGET") for v in verified))
     print(f"plots: {plots['pareto']}, {plots['history']}; artifacts: {artifact_dir if not args.no_artifacts else 'none'}")
     return 0
 
@@ -396,8 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.tflite")
     p.add_argument("--target", "-t", required=True, metavar="T", help="target name (see `hwnas targets`)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    p = add("predict", cmd_predict, "predicted latency, energy and memory of .tflite models (PerfSAGE)")
-    p.add_argument("models", nargs="+", metavar="MODEL.tflite")
+    p = add("predict", cmd_predict, "predicted latency, energy and memory of .tflite models, or of a "
+                                    "search space's archs without exporting them (PerfSAGE)")
+    p.add_argument("models", nargs="*", metavar="MODEL.tflite")
+    p.add_argument("--space", metavar="S", help="predict archs of this space from the lowered graph (no export)")
+    p.add_argument("--space-option", action="append", metavar="K=V", help="search-space option (repeatable)")
+    p.add_argument("--arch", action="append", metavar="JSON", help="an arch of --space (repeatable)")
+    p.add_argument("--archs", metavar="FILE.jsonl", help="archs of --space, one JSON object a line")
     p.add_argument("--target", "-t", action="append", metavar="T", help="target (repeatable; default: all)")
     p.add_argument("--predictor", metavar="NAME|PATH", help="a shipped predictor or a directory from `hwnas train`")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -458,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-artifacts", action="store_true", help="do not store the .tflite files")
     p.add_argument("--give-up-after", type=int, default=20, metavar="N",
                    help="stop when N trials were over budget and none within (default 20)")
+    p.add_argument("--verify", default="none", metavar="none|uncertain|best",
+                   help="measure on the target: candidates whose prediction +- K std straddles a budget, and the "
+                        "best at the end (uncertain), only the best at the end (best), or none (default)")
+    p.add_argument("--verify-std", type=float, default=2.0, metavar="K", help="the straddle width (default 2)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="rows of the summary (single objective)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -491,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="K")
     p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument("--limit", type=int, default=None, metavar="N", help="import at most N distinct archs")
+    p.add_argument("--export", action="store_true",
+                   help="export every network with TensorFlow (default: the lowered graph where the space has one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = dsub.add_parser("info", help="counts per space and target, failures, versions")

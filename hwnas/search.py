@@ -67,6 +67,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 _COMPLETE_ONLY_SAMPLERS = ("NSGAIISampler", "NSGAIIISampler", "GPSampler")
 METRIC_ALIASES = {"latency": ("latency_ms",), "energy": ("energy_mj",), "memory": ("sram_kib", "arena_kib")}
 STUDY_ATTR = "hwnas"
+VERIFY_MODES = ("none", "uncertain", "best")
 
 
 class SearchError(HwnasError, ValueError):
@@ -96,7 +97,6 @@ class Budget:
             raise SearchError(f"the budget for {self.metric} must be a positive number, got {self.limit!r}")
 
 
-@dataclass
 class Candidate:
     """One network of a trial, as an objective function sees it.
 
@@ -105,19 +105,32 @@ class Candidate:
         arch: the arch dict (``space.decode`` form).
         arch_id: its stable id.
         trial: the Optuna trial (report intermediate values, ``should_prune``).
-        tflite: the int8 ``.tflite`` bytes that were predicted.
-        predicted: ``{metric: value, "<metric>_std": std}`` for the target.
-        macs: multiply-accumulates of the exported graph.
+        tflite: the int8 ``.tflite`` bytes of the arch (exported on first use: a trial
+            predicts from the lowered graph and exports only what it keeps or measures).
+        predicted: ``{metric: value, "<metric>_std": std}`` for the target (measured
+            values, std 0, where the candidate was verified on the target).
+        macs: multiply-accumulates of the graph.
     """
 
-    space: "SearchSpace"
-    arch: dict
-    arch_id: str
-    trial: Any
-    tflite: bytes
-    predicted: dict[str, float]
-    macs: float
-    seed: int = 0
+    def __init__(self, space: "SearchSpace", arch: dict, arch_id: str, trial: Any, tflite: bytes | None,
+                 predicted: dict[str, float], macs: float, seed: int = 0,
+                 exporter: Callable[[], bytes] | None = None):
+        self.space, self.arch, self.arch_id, self.trial = space, arch, arch_id, trial
+        self._tflite, self._exporter = tflite, exporter
+        self.predicted, self.macs, self.seed = predicted, macs, seed
+
+    @property
+    def tflite(self) -> bytes:
+        if self._tflite is None:
+            if self._exporter is None:
+                raise SearchError(f"candidate {self.arch_id} has no exported file and no way to export one")
+            self._tflite = self._exporter()
+        return self._tflite
+
+    @property
+    def exported(self) -> bool:
+        """Whether the ``.tflite`` file exists yet (without exporting it)."""
+        return self._tflite is not None
 
     def build(self, **kwargs: Any) -> "keras.Model":
         """The Keras model of this arch (``space.build``); ``batch_size=None`` to train it."""
@@ -306,6 +319,14 @@ class HardwareObjective:
         artifacts: ``"feasible"`` (upload the candidates within budget) or ``"all"``.
         seed: weight seed of the exported networks (the graph, not the weights, sets the labels).
         space_options: options for ``search_spaces.get`` when ``space`` is a name.
+        verify: measure when unsure: ``"uncertain"`` exports and measures every candidate
+            whose prediction +- ``verify_std`` std straddles a budget (the measured values
+            then decide its constraints) and, with :func:`verify_best`, the best ones at the
+            end; ``"best"`` only the latter; ``"none"`` (default) never.
+        measure: ``fn(tflite_bytes) -> {metric: value}`` for verification (default: the
+            target's own ``measure``, Vela or LiteRT; give one for a device of your own).
+        lowering: predict from the lowered graph (milliseconds, no export) where the space
+            supports it; False always exports first.
     """
 
     def __init__(
@@ -323,6 +344,10 @@ class HardwareObjective:
         artifacts: str = "feasible",
         seed: int = 0,
         space_options: Mapping[str, Any] | None = None,
+        verify: str = "none",
+        verify_std: float = 2.0,
+        measure: Callable[[bytes], Mapping[str, float]] | None = None,
+        lowering: bool = True,
     ):
         import search_spaces
         from predictors import targets as target_registry
@@ -359,6 +384,21 @@ class HardwareObjective:
         self._cache: "OrderedDict[str, tuple[bytes, dict[str, float], float]]" = OrderedDict()
         self.cache_size = 32
         self.predictions = 0  # predictor calls (cache misses)
+        self.exported_predictions = 0  # of them, from an exported file (not the lowered graph)
+        self.lowering_fallbacks = 0  # archs the lowering could not reproduce (exported instead)
+        self.lowering = bool(lowering)
+        if verify not in VERIFY_MODES:
+            raise SearchError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
+        if not (isinstance(verify_std, (int, float)) and math.isfinite(verify_std) and verify_std >= 0):
+            raise SearchError(f"verify_std must be a number >= 0, got {verify_std!r}")
+        self.verify, self.verify_std = verify, float(verify_std)
+        if measure is None and verify != "none":
+            if target not in target_registry.names():
+                raise SearchError(f"verifying {target!r} needs measure=fn(tflite_bytes) -> {{metric: value}}: "
+                                  "it is not a target hwnas can measure itself")
+            measure = target_registry.get(target).measure
+        self.measure = measure
+        self.measurements = 0  # candidates measured on the target (verification)
 
     # ----- set-up
     def _budgets(self, budgets: Any) -> list[Budget]:
@@ -436,27 +476,59 @@ class HardwareObjective:
         sampler = type(trial.study.sampler).__name__
         return "complete" if sampler in _COMPLETE_ONLY_SAMPLERS else "prune"
 
-    def evaluate_arch(self, arch: dict) -> tuple[bytes, dict[str, float], float]:
-        """Export and predict one arch: (tflite bytes, predicted metrics of the target, MACs)."""
+    def export(self, arch: dict) -> bytes:
+        """The int8 ``.tflite`` file of ``arch`` (built and converted: seconds)."""
         from hwnas.export import to_tflite
-        from predictors.graph import summarize
 
+        try:
+            return to_tflite(self.space.build(arch, seed=self.seed), quantize="int8")
+        except HwnasError as exc:
+            raise CandidateError(f"{self.space.name} {self.space.arch_id(arch)}: {exc}") from exc
+
+    def evaluate_arch(self, arch: dict) -> tuple[bytes | None, dict[str, float], float]:
+        """Predict one arch: (tflite bytes or None, predicted metrics of the target, MACs).
+
+        From the lowered graph when the space and the predictor allow it (milliseconds,
+        no file: None); else exported and predicted from the file, as before the lowering.
+        """
         arch_id = self.space.arch_id(arch)
         if arch_id in self._cache:
             self._cache.move_to_end(arch_id)
             return self._cache[arch_id]
-        try:
-            tflite = to_tflite(self.space.build(arch, seed=self.seed), quantize="int8")
-            macs = summarize(tflite)["totals"]["total_macs"]
-            predicted = self.predictor.predict(tflite)[self.target]
-        except HwnasError as exc:
-            raise CandidateError(f"{self.space.name} {self.space.arch_id(arch)}: {exc}") from exc
+        result = self._predict_lowered(arch) if self.lowering else None
+        if result is None:
+            from predictors.graph import summarize
+
+            tflite = self.export(arch)
+            try:
+                macs = summarize(tflite)["totals"]["total_macs"]
+                predicted = self.predictor.predict(tflite)[self.target]
+            except HwnasError as exc:
+                raise CandidateError(f"{self.space.name} {arch_id}: {exc}") from exc
+            result = (tflite, {k: float(v) for k, v in predicted.items()}, float(macs))
+            self.exported_predictions += 1
         self.predictions += 1
-        result = (tflite, {k: float(v) for k, v in predicted.items()}, float(macs))
         self._cache[arch_id] = result
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return result
+
+    def _predict_lowered(self, arch: dict) -> tuple[None, dict[str, float], float] | None:
+        """The prediction from the lowered graph, or None where the lowering cannot run."""
+        predict_arrays = getattr(self.predictor, "predict_arrays", None)
+        if predict_arrays is None:  # a measuring oracle or a user's predictor: it needs the file
+            return None
+        from predictors.graph import GRAPH_FEATURES, arch_arrays
+        from predictors.graph._lowered import LoweringError
+
+        try:
+            arrays = arch_arrays(self.space, arch)
+        except LoweringError:
+            self.lowering_fallbacks += 1  # a builder the stand-in cannot run: the export path
+            return None
+        predicted = predict_arrays([arrays], targets=[self.target])[0][self.target]
+        macs = float(arrays["u"][0, GRAPH_FEATURES.index("total_macs")])
+        return None, {k: float(v) for k, v in predicted.items()}, macs
 
     def __call__(self, trial: "optuna.trial.Trial") -> float | tuple[float, ...]:
         import optuna
@@ -471,9 +543,15 @@ class HardwareObjective:
         predicted = dict(predicted)
         predict_s = time.perf_counter() - started
         trial.set_user_attr("macs", macs)
+        trial.set_user_attr("hardware_path", "exported" if tflite is not None else "lowered")
         for metric in self.metrics:
             trial.set_user_attr(f"predicted_{metric}", predicted[metric])
             trial.set_user_attr(f"predicted_{metric}_std", predicted.get(f"{metric}_std", 0.0))
+        candidate = Candidate(self.space, arch, arch_id, trial, tflite, predicted, macs, self.seed,
+                              exporter=lambda: self.export(arch))
+        if self.verify == "uncertain" and self._straddles(predicted):
+            predicted = self._measure(candidate)
+            candidate.predicted = predicted
         feasible = True
         for budget in self.budgets:
             value = predicted[budget.metric] + self.margin_std * predicted.get(f"{budget.metric}_std", 0.0)
@@ -484,7 +562,6 @@ class HardwareObjective:
             if best is None or value < best[0]:
                 self.smallest[budget.metric] = (value, arch_id)
         trial.set_user_attr("feasible", feasible)
-        candidate = Candidate(self.space, arch, arch_id, trial, tflite, predicted, macs, self.seed)
         if feasible or self.artifacts == "all":
             self._upload(trial, candidate)
         timing = {"export_predict_s": round(predict_s, 4)}
@@ -510,6 +587,32 @@ class HardwareObjective:
             if not math.isfinite(value):
                 raise SearchError(f"objective {name!r} returned {value!r} for {arch_id}")
         return values[0] if len(values) == 1 else tuple(values)
+
+    def _straddles(self, predicted: dict[str, float]) -> bool:
+        """Whether some budget lies within ``verify_std`` std of its prediction (unsure)."""
+        for b in self.budgets:
+            mean, std = predicted[b.metric], predicted.get(f"{b.metric}_std", 0.0)
+            if mean - self.verify_std * std <= b.limit <= mean + self.verify_std * std:
+                return True
+        return False
+
+    def _measure(self, candidate: Candidate) -> dict[str, float]:
+        """The target's own values (std 0) for the candidate, stored on its trial."""
+        try:
+            measured = self.measure(candidate.tflite)
+        except HwnasError as exc:
+            raise CandidateError(f"{self.space.name} {candidate.arch_id}: measuring failed: {exc}") from exc
+        self.measurements += 1
+        out = dict(candidate.predicted)
+        for metric in self.metrics:
+            if metric in measured:
+                out[metric] = float(measured[metric])
+                out[f"{metric}_std"] = 0.0
+                if candidate.trial is not None:
+                    candidate.trial.set_user_attr(f"measured_{metric}", float(measured[metric]))
+        if candidate.trial is not None:
+            candidate.trial.set_user_attr("verified", True)
+        return out
 
     def _upload(self, trial: "optuna.trial.Trial", candidate: Candidate) -> None:
         if self.artifact_store is None:
@@ -799,6 +902,32 @@ def run_search(
             "raise the budget or search a smaller space"
         )
     return study
+
+
+def verify_best(study: "optuna.Study", objective: HardwareObjective, top: int = 5) -> list[dict[str, Any]]:
+    """Exports and measures the best feasible candidates on the target (verification's last step).
+
+    Returns, best first, ``{"trial", "arch_id", "measured": {...}, "predicted": {...},
+    "within_budget": bool}``; the same records go to the study's user attribute
+    ``hwnas_verified`` (a finished trial cannot be changed).  Candidates measured during
+    the search are not measured again.
+    """
+    if objective.measure is None:
+        raise SearchError(f"no measure function for {objective.target!r}: give HardwareObjective(measure=...)")
+    records = []
+    for trial in best_candidates(study, limit=top):
+        arch = objective.space.decode(trial.user_attrs["arch"])
+        measured = {m[len("measured_"):]: v for m, v in trial.user_attrs.items() if m.startswith("measured_")}
+        if not measured:
+            raw = objective.measure(objective.export(arch))
+            objective.measurements += 1
+            measured = {m: float(raw[m]) for m in objective.metrics if m in raw}
+        within = all(measured.get(b.metric, math.inf) <= b.limit for b in objective.budgets)
+        records.append({"trial": trial.number, "arch_id": trial.user_attrs.get("arch_id"), "measured": measured,
+                        "predicted": {m: trial.user_attrs.get(f"predicted_{m}") for m in objective.metrics},
+                        "within_budget": within})
+    study.set_user_attr("hwnas_verified", records)
+    return records
 
 
 # --------------------------------------------------------------------------- plots

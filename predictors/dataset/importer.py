@@ -53,8 +53,15 @@ def import_table(
     limit: int | None = None,
     progress: bool = True,
     command: dict[str, Any] | None = None,
+    lowering: bool = True,
 ) -> dict[str, Any]:
-    """Imports measured rows; returns counts and the per-reason report of skipped rows."""
+    """Imports measured rows; returns counts and the per-reason report of skipped rows.
+
+    The graph of each new network comes from the lowering (``lowering=True``, for the
+    spaces the stand-in builds: milliseconds, no TensorFlow; stored as a payload-zeroed
+    flatbuffer with the converter's graph, ``predictors.graph._writer``) or, where the
+    lowering refuses an arch or ``lowering=False``, from exporting it as before.
+    """
     import search_spaces
     from predictors.dataset._pool import make_pool
 
@@ -130,6 +137,8 @@ def import_table(
                 stats["imported"] += 1
             else:
                 to_export.append(arch_id)
+        if to_export and lowering:
+            to_export = _store_lowered(store, space, parsed, to_export, target_name, run_id, stats, progress)
         if to_export:
             pool = make_pool(backend, workers)
             tasks = ({"arch_id": a, "encoded": space.encode(parsed[a]["arch"]), "seed": 0, "targets": [],
@@ -156,6 +165,36 @@ def import_table(
         raise
     finally:
         store.close()
+
+
+def _store_lowered(store, space, parsed: dict, arch_ids: list[str], target_name: str, run_id: int,
+                   stats: dict, progress: bool) -> list[str]:
+    """Stores the networks whose graph the lowering gives; returns the arch_ids it refused."""
+    import time
+
+    from predictors.graph._lowered import LoweringError, lower
+    from predictors.graph._writer import write_tflite
+
+    refused = []
+    bar = _progress(len(arch_ids), f"importing {space.name} (lowered)", progress)
+    for arch_id in arch_ids:
+        started = time.perf_counter()
+        try:
+            tflite = write_tflite(lower(space, parsed[arch_id]["arch"]))
+        except LoweringError:
+            refused.append(arch_id)
+            continue
+        # no exported file exists: no SHA-256 to check when a target is added later
+        store.add_network(arch_id=arch_id, space=space.name, arch=space.encode(parsed[arch_id]["arch"]), seed=0,
+                          status="ok", tflite=tflite, tflite_sha256=None, tflite_bytes=len(tflite),
+                          export_s=time.perf_counter() - started, run_id=run_id,
+                          labels={target_name: {"metrics": parsed[arch_id]["metrics"]}})
+        stats["imported"] += 1
+        stats["lowered"] = stats.get("lowered", 0) + 1
+        bar.update(1)
+        store.seal_if_due()
+    bar.close()
+    return refused
 
 
 def report_skipped(stats: dict[str, Any]) -> None:

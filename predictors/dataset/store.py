@@ -92,9 +92,10 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 def compress(data: bytes) -> bytes:
+    """A working-store blob: fast (it lives until the seal, which compresses the shard hard)."""
     import zstandard
 
-    return zstandard.ZstdCompressor(level=19).compress(data)
+    return zstandard.ZstdCompressor(level=3).compress(data)
 
 
 def decompress(blob: bytes) -> bytes:

@@ -114,6 +114,7 @@ class _Lowering:
                 self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
         self.outputs = {id(t) for t in graph.outputs}
         self.constants: dict[tuple, LTensor] = {}
+        self.emitted: dict[tuple, LOp] = {}
 
     # -- helpers -------------------------------------------------------------------
 
@@ -133,10 +134,17 @@ class _Lowering:
         inputs = [self.constants.setdefault((t.dtype, t.shape, t.key), t)
                   if t is not None and t.const and t.key is not None and t.key[0] != "bias" else t
                   for t in inputs]
+        # an operator on the same inputs as an earlier one is that one (CSE: the partial sums
+        # of two multi-input Adds, say); operators with weights of their own never repeat
+        key = (opcode, tuple(("c", t.dtype, t.shape, t.key) if t is not None and t.const and t.key is not None
+                             else id(t) for t in inputs), tuple(sorted(options.items())))
+        if opcode in ("ADD", "MUL") and key in self.emitted:
+            return self.emitted[key]
         out = LTensor(tuple(shape))
         op = LOp(opcode, inputs, out, {name: default for name, default in _option_fields(opcode)}, node,
                  anchor or self.role(node), nodes=[node])
         op.set(**options)
+        self.emitted[key] = op
         self.ops.append(op)
         self.producer[id(out)] = op
         return op

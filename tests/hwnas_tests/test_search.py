@@ -24,6 +24,7 @@ from hwnas.search import (
     open_storage,
     plot_search,
     run_search,
+    verify_best,
 )
 from search_spaces.errors import UnknownNameError
 from tests.hwnas_tests.conftest import TARGET
@@ -99,7 +100,7 @@ def test_over_budget_is_pruned_before_training_and_recorded_as_a_constraint(prob
         else:
             assert trial.state == TrialState.COMPLETE and trial.value == 90.0 and attrs["feasible"] is True
             data = (tmp_path / attrs["tflite_artifact_id"]).read_bytes()
-            assert data[4:8] == b"TFL3" and data == objective.evaluate_arch(attrs["arch"])[0]
+            assert data[4:8] == b"TFL3" and data == objective.export(space.decode(attrs["arch"]))
     assert sorted(accuracy.calls) == sorted(r[3] for r in rows if r[3] not in over)  # no training over budget
     assert {t.number for t in study.best_trials} <= {t.number for t in study.trials if is_feasible(t)}
 
@@ -354,3 +355,70 @@ def test_retrain_example_goes_from_a_measurement_table_to_a_search(tmp_path):
     assert "raspi4: 12 networks imported" in proc.stdout
     assert (tmp_path / "predictor" / "manifest.json").is_file()
     assert "on raspi4" in proc.stdout and "best of the feasible candidates" in proc.stdout
+
+
+def test_trials_predict_from_the_lowered_graph_and_export_only_what_they_keep(probe, search_predictor, tmp_path):
+    probe_objective, rows = probe
+    budget = statistics.median(r[1] for r in rows)
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+    objective = HardwareObjective(SPACE, TARGET, search_predictor, budgets={"latency": budget}, artifact_store=store)
+    exports = []
+    real_export = objective.export
+    objective.export = lambda arch: exports.append(objective.space.arch_id(arch)) or real_export(arch)
+    study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.TPESampler(seed=0))
+    for params, *_ in rows:
+        study.enqueue_trial(params)
+    run_search(study, objective, len(rows), give_up_after=None)
+    assert {t.user_attrs["hardware_path"] for t in study.trials} == {"lowered"}
+    kept = [t.user_attrs["arch_id"] for t in study.trials if "tflite_artifact_id" in t.user_attrs]
+    assert kept and sorted(exports) == sorted(kept)  # exported: the feasible candidates' artifacts, nothing else
+    assert objective.exported_predictions == 0 and objective.lowering_fallbacks == 0
+    # the same predictions as the export path (the lowering reproduces the converter's graph)
+    for t, (_, latency, _, _) in zip(study.trials, rows):
+        assert t.user_attrs["predicted_latency_ms"] == pytest.approx(latency, rel=0.01)
+
+
+def test_a_builder_the_lowering_cannot_run_takes_the_export_path(search_predictor):
+    from search_spaces.keyword_spotting import KeywordSpottingSpace
+
+    class NoisySpace(KeywordSpottingSpace):
+        """Keyword spotting with a training-time noise layer (an identity once exported)."""
+
+        def _build(self, arch, inputs, keras):
+            return super()._build(arch, keras.layers.GaussianNoise(0.1)(inputs), keras)
+
+    objective = HardwareObjective(NoisySpace(), TARGET, search_predictor)
+    study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=1))
+    run_search(study, objective, 1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["hardware_path"] == "exported"
+    assert objective.lowering_fallbacks == 1 and objective.exported_predictions == 1
+
+
+def test_verification_measures_candidates_near_the_budget_and_the_best(probe, search_predictor):
+    from predictors import targets
+
+    probe_objective, rows = probe
+    _, latency, std, arch_id = min(rows, key=lambda r: r[1])
+    budget = latency  # this candidate's prediction sits on the budget: unsure
+    objective = HardwareObjective(SPACE, TARGET, search_predictor, budgets={"latency": budget},
+                                  verify="uncertain", verify_std=1.0)
+    study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=0))
+    for params, *_ in rows:
+        study.enqueue_trial(params)
+    run_search(study, objective, len(rows), give_up_after=None)
+    by_id = {t.user_attrs["arch_id"]: t for t in study.trials}
+    trial = by_id[arch_id]
+    measured = targets.get(TARGET).measure(objective.export(objective.space.decode(trial.user_attrs["arch"])))
+    assert trial.user_attrs["verified"] is True
+    assert trial.user_attrs["measured_latency_ms"] == pytest.approx(measured["latency_ms"])
+    assert trial.constraints["latency_ms"] == pytest.approx(measured["latency_ms"] - budget)  # the measurement decides
+    assert objective.measurements >= 1
+    unsure = [t for t in study.trials if t.user_attrs.get("verified")]
+    assert len(unsure) == objective.measurements
+    records = verify_best(study, objective)
+    assert records == study.user_attrs["hwnas_verified"]
+    for rec in records:
+        assert rec["within_budget"] == (rec["measured"]["latency_ms"] <= budget)
+    with pytest.raises(SearchError, match="verify must be"):
+        HardwareObjective(SPACE, TARGET, search_predictor, verify="sometimes")
