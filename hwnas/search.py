@@ -61,10 +61,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from search_spaces import SearchSpace
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-# samplers that read only COMPLETE trials: an infeasible candidate is completed with
-# sentinel values instead of pruned (checked in Optuna 5.0: samplers/_ga/_base.py and
-# samplers/_gp/sampler.py use states=(COMPLETE,); TPE uses COMPLETE and PRUNED)
-_COMPLETE_ONLY_SAMPLERS = ("NSGAIISampler", "NSGAIIISampler", "GPSampler")
+def _learns_only_from_complete(sampler: Any) -> bool:
+    """Whether ``sampler`` reads COMPLETE trials only (an infeasible candidate is then completed
+    with sentinel values instead of pruned).  Checked in Optuna 5.0: samplers/_ga/_base.py and
+    samplers/_gp/sampler.py use ``states=(COMPLETE,)``; TPE uses COMPLETE and PRUNED.  A
+    subclass counts as its base; a wrapper (``PartialFixedSampler``) as the sampler it wraps."""
+    import optuna
+
+    complete_only = (optuna.samplers.NSGAIISampler, optuna.samplers.NSGAIIISampler, optuna.samplers.GPSampler)
+    seen = set()
+    while sampler is not None and id(sampler) not in seen:
+        seen.add(id(sampler))
+        if isinstance(sampler, complete_only):
+            return True
+        sampler = getattr(sampler, "_base_sampler", None)
+    return False
 METRIC_ALIASES = {"latency": ("latency_ms",), "energy": ("energy_mj",), "memory": ("sram_kib", "arena_kib")}
 STUDY_ATTR = "hwnas"
 VERIFY_MODES = ("none", "uncertain", "best")
@@ -473,8 +484,7 @@ class HardwareObjective:
     def _mode(self, trial: "optuna.trial.Trial") -> str:
         if self.infeasible != "auto":
             return self.infeasible
-        sampler = type(trial.study.sampler).__name__
-        return "complete" if sampler in _COMPLETE_ONLY_SAMPLERS else "prune"
+        return "complete" if _learns_only_from_complete(trial.study.sampler) else "prune"
 
     def export(self, arch: dict) -> bytes:
         """The int8 ``.tflite`` file of ``arch`` (built and converted: seconds)."""
@@ -526,11 +536,25 @@ class HardwareObjective:
         except LoweringError:
             self.lowering_fallbacks += 1  # a builder the stand-in cannot run: the export path
             return None
+        except HwnasError as exc:  # the space's own build refused it
+            raise CandidateError(f"{self.space.name} {self.space.arch_id(arch)}: {exc}") from exc
         predicted = predict_arrays([arrays], targets=[self.target])[0][self.target]
         macs = float(arrays["u"][0, GRAPH_FEATURES.index("total_macs")])
         return None, {k: float(v) for k, v in predicted.items()}, macs
 
     def __call__(self, trial: "optuna.trial.Trial") -> float | tuple[float, ...]:
+        """One trial.  A candidate that cannot be built, exported, predicted or measured
+        fails its trial (the reason in the trial's ``failure`` attribute; Optuna marks a
+        NaN value FAIL) and the study goes on: ``study.optimize(objective)`` is safe alone."""
+        try:
+            return self._trial(trial)
+        except CandidateError as exc:
+            trial.set_user_attr("failure", str(exc)[:500])
+            trial.set_user_attr("status", "failed")
+            nan = float("nan")
+            return nan if len(self.objectives) == 1 else tuple(nan for _ in self.objectives)
+
+    def _trial(self, trial: "optuna.trial.Trial") -> float | tuple[float, ...]:
         import optuna
 
         started = time.perf_counter()
@@ -635,7 +659,9 @@ class HardwareObjective:
 def open_storage(storage: Any) -> Any:
     """A storage from a URL or path; ``None`` is in-memory.
 
-    * an RDB URL: ``sqlite:///study.db``, ``postgresql://user:pass@host/db``, ``mysql://...``;
+    * an RDB URL: ``sqlite:///study.db``, ``postgresql://user:pass@host/db``, ``mysql://...``,
+      with a heartbeat (:func:`heartbeat_seconds`): a trial whose worker died is failed
+      by the next worker after two beats and its arch retried (at most twice);
     * a journal file (several processes on one host): ``journal:PATH`` or a path ending
       in ``.log`` or ``.journal``;
     * an Optuna storage object, returned as is.
@@ -669,7 +695,15 @@ def open_storage(storage: Any) -> Any:
             parent = Path(text[len("sqlite:///"):]).resolve().parent
             if not parent.is_dir():
                 raise SearchError(f"cannot open storage {shown}: folder {parent} does not exist")
-        return optuna.storages.RDBStorage(_driver_url(text), engine_kwargs=_engine_kwargs(text))
+        # a worker killed mid-trial stops beating: after the grace period the next worker to
+        # start fails its trial and enqueues the arch again (Optuna's own machinery)
+        beat = heartbeat_seconds()
+        with warnings.catch_warnings():  # Optuna marks the heartbeat experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                _driver_url(text), engine_kwargs=_engine_kwargs(text), heartbeat_interval=beat,
+                grace_period=2 * beat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
     except SearchError:
         raise
     except Exception as exc:  # SQLAlchemy, drivers, OS errors: one line for the user
@@ -678,6 +712,14 @@ def open_storage(storage: Any) -> Any:
         if isinstance(exc, ImportError) and text.startswith("postgresql"):
             reason = "the PostgreSQL driver is missing: pip install psycopg2-binary (or hwnas[postgresql])"
         raise SearchError(f"cannot open storage {shown}: {type(exc).__name__}: {reason}") from None
+
+
+def heartbeat_seconds() -> int:
+    """How often a worker's running trial beats on an RDB storage (``HWNAS_HEARTBEAT_S``, 60)."""
+    try:
+        return max(1, int(os.environ.get("HWNAS_HEARTBEAT_S", "60")))
+    except ValueError:
+        return 60
 
 
 def _driver_url(url: str) -> str:
@@ -871,26 +913,45 @@ def run_search(
 
     if not isinstance(n_trials, int) or n_trials < 1:
         raise SearchError(f"the number of trials must be a positive integer, got {n_trials!r}")
-    state = {"infeasible": 0, "feasible": False, "gave_up": False}
+    give_up = GiveUp(objective, give_up_after)
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[give_up, *callbacks],
+                   catch=(CandidateError,), show_progress_bar=show_progress_bar)
+    give_up.raise_if_given_up()
+    return study
 
-    def watch(study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
-        if not objective.budgets or state["feasible"] or give_up_after is None:
+
+class GiveUp:
+    """A ``study.optimize`` callback: stops the study when ``after`` trials (of this process)
+    were over budget and the study has no feasible candidate yet.
+
+    ``study.optimize(objective, callbacks=[give_up := GiveUp(objective)])``, then
+    ``give_up.raise_if_given_up()`` for the message naming the smallest prediction seen.
+    """
+
+    def __init__(self, objective: HardwareObjective, after: int | None = 20):
+        self.objective, self.after = objective, after
+        self.infeasible, self.feasible, self.gave_up = 0, False, False
+
+    def __call__(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
+        if not self.objective.budgets or self.feasible or self.after is None:
             return
         if trial.user_attrs.get("feasible") is True:
-            state["feasible"] = True
+            self.feasible = True
             return
         if trial.user_attrs.get("feasible") is False:
-            state["infeasible"] += 1
-        if state["infeasible"] >= give_up_after:
+            self.infeasible += 1
+        if self.infeasible >= self.after:
             if any(is_feasible(t) for t in study.get_trials(deepcopy=False)):
-                state["feasible"] = True  # another worker found one
+                self.feasible = True  # another worker found one
                 return
-            state["gave_up"] = True
+            self.gave_up = True
             study.stop()
 
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[watch, *callbacks],
-                   catch=(CandidateError,), show_progress_bar=show_progress_bar)
-    if state["gave_up"]:
+    def raise_if_given_up(self) -> None:
+        """Raises :class:`NoFeasibleCandidateError` if the callback stopped the study."""
+        if not self.gave_up:
+            return
+        objective = self.objective
         parts = []
         for b in objective.budgets:
             if b.metric in objective.smallest:
@@ -898,10 +959,9 @@ def run_search(
                 parts.append(f"{b.metric} <= {b.limit:g}: smallest predicted {value:.4g} ({arch_id})")
         margin = f" with a margin of {objective.margin_std:g} std" if objective.margin_std else ""
         raise NoFeasibleCandidateError(
-            f"no candidate met the budget{margin} in {state['infeasible']} trials ({'; '.join(parts)}); "
+            f"no candidate met the budget{margin} in {self.infeasible} trials ({'; '.join(parts)}); "
             "raise the budget or search a smaller space"
         )
-    return study
 
 
 def verify_best(study: "optuna.Study", objective: HardwareObjective, top: int = 5) -> list[dict[str, Any]]:

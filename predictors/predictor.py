@@ -101,9 +101,6 @@ class Predictor:
         if StackedEnsemble.supports(manifest["model"]):
             self._scale_live = Scaling(self.normalizer.node, live_only=True)
             self._stacked = StackedEnsemble(self.members, self._scale_live.live)
-        from predictors.train import torch_threads
-
-        torch.set_num_threads(torch_threads())
 
     # -- what it predicts
     @property
@@ -130,7 +127,7 @@ class Predictor:
         ``HWNAS_TORCH_THREADS`` setting, 1); PyTorch's own intra-op threads scale worse on
         operations this small.
         """
-        from predictors.train import torch_threads
+        from predictors._threads import torch_thread_scope, torch_threads
 
         for g in graphs:
             _check_version(getattr(g, "feature_version", None))
@@ -142,16 +139,12 @@ class Predictor:
         if workers > 1 and len(chunks) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            torch = self._torch
-            previous = torch.get_num_threads()
-            torch.set_num_threads(1)  # one core per chunk; the threads run side by side
-            try:
+            with torch_thread_scope(1):  # one core per chunk; the threads run side by side
                 with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
                     results = list(pool.map(self._predict_chunk, chunks))
-            finally:
-                torch.set_num_threads(previous)
         else:
-            results = [self._predict_chunk(chunk) for chunk in chunks]
+            with torch_thread_scope():
+                results = [self._predict_chunk(chunk) for chunk in chunks]
         return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
 
     def _predict_chunk(self, chunk: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

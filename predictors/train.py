@@ -24,23 +24,11 @@ from search_spaces.errors import HwnasError
 from predictors.metrics import scores
 
 
+from predictors._threads import torch_threads  # noqa: E402  (re-exported: benchmarks import it from here)
+
 # few-shot training: the frozen trunk of a trained predictor, these parameters learn
 TRAINABLE_IN_FEW_SHOT = ("head.", "node_head.")
 FEW_SHOT = {"lr": 0.01, "epochs": 300, "weight_decay": 1e-4}
-
-
-def torch_threads() -> int:
-    """Threads for PyTorch (env ``HWNAS_TORCH_THREADS``, default 1).
-
-    These graphs are small: a second intra-op thread gains little, and on a busy
-    machine (a search running beside the training, or two cores shared with the
-    dataset builder) OpenMP's spinning made a forward pass 150x slower (measured:
-    0.78 s instead of 5 ms for a batch of 64 graphs).
-    """
-    try:
-        return max(1, int(os.environ.get("HWNAS_TORCH_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] | None = None,
@@ -289,7 +277,7 @@ def train_predictor(
            **(config or {})}
     if epochs is not None:
         cfg["epochs"] = int(epochs)
-    torch.set_num_threads(torch_threads())
+    torch.set_num_threads(torch_threads())  # a training process: its own thread count throughout
     graphs, names = load_graphs(data_dirs, targets, spaces)
     if split is not None:  # explicit arch_id lists (benchmarks: N training networks, fixed test set)
         by_id = {g.arch_id: g for g in graphs}

@@ -31,7 +31,7 @@ def label_network(task: dict[str, Any]) -> dict[str, Any]:
         ``{"status": "ok"|"failed", "reason", "tflite_compact", "tflite_sha256",
         "tflite_bytes", "export_s", "labels": {target: {"metrics": ...}|{"error": ...}}}``
     """
-    from hwnas.export import to_tflite
+    from search_spaces.export import to_tflite  # the core never imports the plugin (hwnas)
     from predictors import targets as target_registry
     from predictors.tflite_model import strip_constant_buffers
     from search_spaces import from_encoded

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import optuna
@@ -26,7 +27,7 @@ from hwnas.search import (
     run_search,
     verify_best,
 )
-from search_spaces.errors import UnknownNameError
+from search_spaces.errors import HwnasError, UnknownNameError
 from tests.hwnas_tests.conftest import TARGET
 from tests.search_spaces_tests.helpers import shared_data
 
@@ -422,3 +423,97 @@ def test_verification_measures_candidates_near_the_budget_and_the_best(probe, se
         assert rec["within_budget"] == (rec["measured"]["latency_ms"] <= budget)
     with pytest.raises(SearchError, match="verify must be"):
         HardwareObjective(SPACE, TARGET, search_predictor, verify="sometimes")
+
+
+def test_study_optimize_alone_fails_a_bad_candidate_and_goes_on(search_predictor):
+    from search_spaces.keyword_spotting import KeywordSpottingSpace
+
+    class PickySpace(KeywordSpottingSpace):
+        """Refuses to build networks of 8 channels (as a user's builder might refuse some)."""
+
+        def _build(self, arch, inputs, keras):
+            if arch["channels"] == 8:
+                raise HwnasError("8 channels: not buildable here")
+            return super()._build(arch, inputs, keras)
+
+    objective = HardwareObjective(PickySpace(), TARGET, search_predictor)
+    study = optuna.create_study(directions=objective.directions)
+    study.enqueue_trial({"kws_channels": 8})
+    study.enqueue_trial({"kws_channels": 16})
+    study.optimize(objective, n_trials=2)  # plain Optuna: no run_search, no catch=
+    first, second = study.trials
+    assert first.state == TrialState.FAIL and "not buildable" in first.user_attrs["failure"]
+    assert second.state == TrialState.COMPLETE
+
+
+def test_infeasible_mode_follows_what_the_sampler_is_not_its_name(search_predictor):
+    from hwnas.search import _learns_only_from_complete
+
+    class MyNSGA(optuna.samplers.NSGAIISampler):
+        pass
+
+    assert _learns_only_from_complete(MyNSGA(seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        wrapped = optuna.samplers.PartialFixedSampler({}, optuna.samplers.NSGAIISampler())
+    assert _learns_only_from_complete(wrapped)
+    assert not _learns_only_from_complete(optuna.samplers.TPESampler())
+
+
+def test_loading_a_predictor_leaves_the_process_thread_count_alone(search_predictor_path):
+    code = ("import torch; torch.set_num_threads(2)\n"
+            "from predictors import load_predictor\n"
+            f"p = load_predictor({search_predictor_path!r})\n"
+            "import search_spaces, numpy as np\n"
+            "space = search_spaces.get('keyword_spotting')\n"
+            "p.predict_arch(space, space.sample(np.random.default_rng(0)))\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "2"
+
+
+def test_a_worker_killed_mid_trial_has_its_trial_failed_and_the_arch_retried(tmp_path, search_predictor_path):
+    """A real SIGKILL of a worker during a trial, then a second worker on the same SQLite study."""
+    import signal
+    import time
+
+    db = tmp_path / "study.db"
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys, time, optuna\n"
+        "from hwnas.search import HardwareObjective, make_study, open_storage\n"
+        "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
+        f"objective = HardwareObjective('keyword_spotting', {TARGET!r}, {search_predictor_path!r},\n"
+        "    accuracy=lambda c: time.sleep(float(sys.argv[1])) or 0.5)\n"
+        f"study = make_study(objective, open_storage('sqlite:///{db}'), 'killed', 'random', seed=int(sys.argv[2]))\n"
+        "study.optimize(objective, n_trials=int(sys.argv[3]))\n")
+    env = dict(os.environ, HWNAS_HEARTBEAT_S="1", HWNAS_TORCH_THREADS="1")
+    worker = subprocess.Popen([sys.executable, str(script), "600", "0", "1"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = None
+    deadline = time.time() + 180
+    running = []
+    while time.time() < deadline and not running:
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                storage = storage or open_storage(f"sqlite:///{db}")
+                study = optuna.load_study(study_name="killed", storage=storage)
+                running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+            except Exception:  # the first worker is still creating the tables
+                continue
+    assert running, "the worker never started a trial"
+    time.sleep(1.5)  # a beat or two
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    time.sleep(3)  # past the grace period (two beats)
+    again = subprocess.run([sys.executable, str(script), "0", "1", "1"], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
+    killed = trials[0]
+    assert killed.state == TrialState.FAIL  # no longer RUNNING for ever
+    retried = [t for t in trials[1:] if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried and retried[0].state == TrialState.COMPLETE and retried[0].params == killed.params
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
