@@ -175,3 +175,39 @@ def test_cli_predicts_archs_in_order_and_refuses_bad_input(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
     proc = hwnas("predict", "model.tflite", "--space", "keyword_spotting", "--arch", "{}")
     assert proc.returncode == 1 and "not both" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["keyword_spotting", "object_detection", "nasbench201", "fbnet"])
+def test_a_written_lowered_graph_reads_back_as_the_lowering(name):
+    """What `hwnas dataset import` stores for a lowered network: every reader sees the lowered graph."""
+    from predictors.graph._lowered import lower
+    from predictors.graph._writer import write_tflite
+    from predictors.tflite_model import inspect_model
+
+    space = search_spaces.get(name)
+    for i in range(3):
+        arch = space.sample(np.random.default_rng([9, i]))
+        info = lower(space, arch)
+        data = write_tflite(info)
+        inspect_model(data)  # a valid flatbuffer for the validating reader
+        a, b = arch_arrays(space, arch), graph_arrays(data)
+        assert abs(len(data) - info.size_bytes) <= 8  # filled to the estimated size
+        assert_same_graph(b, a, size_tolerance=2e-3)  # alignment: a few bytes
+
+
+def test_import_stores_lowered_graphs_without_tensorflow(tmp_path):
+    from predictors.dataset.importer import import_table
+
+    table = tmp_path / "t.csv"
+    table.write_text("arch,latency_s\n"
+                     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|,"
+                     "0.012\n|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|"
+                     "skip_connect~2|,0.004\n")
+    stats = import_table(tmp_path / "ds", "nasbench201", table, "arch", ["latency_ms=latency_s*1000"], "board",
+                         progress=False)
+    assert stats["imported"] == 2 and stats["lowered"] == 2
+    space = search_spaces.get("nasbench201")
+    with DatasetStore(tmp_path / "ds") as store:
+        for row in store.rows():
+            assert_same_graph(graph_arrays(row["tflite"]), arch_arrays(space, space.decode(row["arch"])), 2e-3)
+        assert all(r["tflite_sha256"] is None for r in store.network_rows())  # no exported file to reproduce
