@@ -10,13 +10,11 @@ repeated medians).  Numbers are for the machine it runs on; the README quotes th
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def networks():

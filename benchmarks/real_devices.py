@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 NB201_CSV = os.path.join(SHARED, "nb201", "help_nb201_latency_ms.csv")

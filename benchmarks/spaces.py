@@ -14,13 +14,11 @@ export time (``to_tflite`` only) and Vela time.  Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_litert(tflite: bytes) -> list[tuple[int, ...]]:
