@@ -56,7 +56,7 @@ from hwnas.search._common import (
     resolve_metric,
 )
 from hwnas.search._objective import HardwareObjective, _learns_only_from_complete
-from hwnas.search._plots import plot_search
+from hwnas.search._plots import axis_scale, plot_search
 from hwnas.search._study import (
     GiveUp,
     best_candidates,
@@ -73,7 +73,7 @@ from hwnas.search._study import (
 __all__ = [
     "METRIC_ALIASES", "SAMPLERS", "STUDY_ATTR", "VERIFY_MODES", "Budget", "Candidate", "CandidateError", "GiveUp",
     "HardwareObjective", "NoFeasibleCandidateError", "Objective", "SearchError", "TargetOracle",
-    "accuracy_from_table", "best_candidates", "heartbeat_seconds", "is_feasible", "make_sampler", "make_study",
+    "accuracy_from_table", "axis_scale", "best_candidates", "heartbeat_seconds", "is_feasible", "make_sampler", "make_study",
     "open_storage", "plot_search", "resolve_metric", "run_search", "trial_record", "verify_best",
 ]
 _ = _learns_only_from_complete  # the infeasible-mode rule, for tests

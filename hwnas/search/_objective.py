@@ -263,11 +263,9 @@ class HardwareObjective:
             return self._cache[arch_id]
         result = self._predict_lowered(arch) if self.lowering else None
         if result is None:
-            from predictors.graph import summarize
-
             tflite = self.export(arch)
             try:
-                macs = summarize(tflite)["totals"]["total_macs"]
+                macs = self.macs_of(tflite)
                 predicted = self.predictor.predict(tflite)[self.target]
             except HwnasError as exc:
                 raise CandidateError(f"{self.space.name} {arch_id}: {exc}") from exc
@@ -278,6 +276,12 @@ class HardwareObjective:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return result
+
+    def macs_of(self, tflite: bytes) -> float:
+        """Multiply-accumulates of an exported file (the graph extractor's total)."""
+        from predictors.graph import summarize
+
+        return float(summarize(tflite)["totals"]["total_macs"])
 
     def _predict_lowered(self, arch: dict) -> tuple[None, dict[str, float], float] | None:
         """The prediction from the lowered graph, or None where the lowering cannot run."""

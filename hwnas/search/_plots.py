@@ -16,6 +16,17 @@ from hwnas.search._study import best_candidates, is_feasible
 
 # --------------------------------------------------------------------------- plots
 
+_LOG_UNITS = ("_ms", "_mj", "_kib", "macs", "params")  # costs that span decades across a space
+
+
+def axis_scale(name: str, values) -> str:
+    """``"log"`` for a cost axis (latency, energy, memory, MACs) whose positive values span
+    more than 10x (a budget's feasible region is otherwise squeezed into a sliver), else ``"linear"``."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite or min(finite) <= 0 or not name.rstrip().lower().endswith(_LOG_UNITS):
+        return "linear"
+    return "log" if max(finite) > 10 * min(finite) else "linear"
+
 
 def plot_search(study: "optuna.Study", out_dir: str | os.PathLike, budgets: Mapping[str, float] | None = None,
                 ) -> dict[str, str]:
@@ -58,6 +69,7 @@ def plot_search(study: "optuna.Study", out_dir: str | os.PathLike, budgets: Mapp
                 ys.append(best)
             ax.step(xs, ys, where="post", color="black", lw=1, label="best so far")
         ax.set_ylabel(name)
+        ax.set_yscale(axis_scale(name, [t.values[i] for t in done]))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     axes[-1][0].set_xlabel(f"trial ({len(over)} of {len(trials)} over budget)")
@@ -110,6 +122,9 @@ def plot_search(study: "optuna.Study", out_dir: str | os.PathLike, budgets: Mapp
             ax.axvline(limit, color="tab:red", ls="--", lw=1, label=f"budget {limit:g}")
     ax.set_xlabel(xname)
     ax.set_ylabel(yname)
+    shown = feasible + plotted_inf
+    ax.set_xscale(axis_scale(xname, [x_of(t) for t in shown] + list(budgets.values())))
+    ax.set_yscale(axis_scale(yname, [y_of(t) for t in shown]))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     hidden = f", {len(untrained)} over budget not shown" if untrained else ""
