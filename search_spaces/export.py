@@ -16,7 +16,11 @@ from search_spaces.errors import ExportError, HwnasError
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-QUANTIZE_MODES = ("int8", "float32")
+# int8: full integer, int8 I/O (what Ethos-U runs); int16x8: int16 activations, int8 weights,
+# int16 I/O (Ethos-U too); float32: none; float16: float16 weights (dequantised at load);
+# dynamic: int8 weights, float activations (the hybrid kernels)
+QUANTIZE_MODES = ("int8", "int16x8", "float32", "float16", "dynamic")
+_CALIBRATED = ("int8", "int16x8")
 DEFAULT_CALIBRATION_SAMPLES = 8
 
 def _input_shapes(model: "keras.Model") -> list[tuple[int, ...]]:
@@ -99,7 +103,10 @@ def to_tflite(
     Args:
         model: a functional or built Keras 3 model.
         quantize: ``"int8"`` (default): full-integer quantisation with int8 inputs and
-            outputs, what Ethos-U NPUs (Vela) need; ``"float32"``: no quantisation.
+            outputs, what Ethos-U NPUs (Vela) need; ``"int16x8"``: int16 activations and
+            int8 weights, int16 inputs and outputs (Ethos-U runs these too); ``"float32"``:
+            no quantisation; ``"float16"``: float16 weights; ``"dynamic"``: dynamic-range
+            quantisation (int8 weights, float activations).
         representative: calibration data for ``"int8"``: an array ``(N, *input_shape)``
             (a list of them for several inputs) or a callable returning an iterable of
             input lists.  Default: ``num_samples`` standard-normal samples drawn with
@@ -119,11 +126,11 @@ def to_tflite(
         raise ExportError(f"unknown quantize mode {quantize!r}; choose one of: {', '.join(QUANTIZE_MODES)}")
     tf = import_tensorflow()
     shapes = _input_shapes(model)
-    if quantize == "int8":
+    if quantize in _CALIBRATED:
         _refuse_known_converter_crashes(model)
     fixed = _with_batch_one(model, shapes)
     calibration = None
-    if quantize == "int8":
+    if quantize in _CALIBRATED:
         calibration = _calibration_data(representative, shapes, seed, num_samples)
     with native_output_captured() as captured:
         error: BaseException | None = None
@@ -144,6 +151,18 @@ def to_tflite(
                         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
                         converter.inference_input_type = tf.int8
                         converter.inference_output_type = tf.int8
+                    elif quantize == "int16x8":
+                        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                        converter.representative_dataset = calibration
+                        converter.target_spec.supported_ops = [
+                            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+                        converter.inference_input_type = tf.int16
+                        converter.inference_output_type = tf.int16
+                    elif quantize == "float16":
+                        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                        converter.target_spec.supported_types = [tf.float16]
+                    elif quantize == "dynamic":
+                        converter.optimizations = [tf.lite.Optimize.DEFAULT]
                     flatbuffer = converter.convert()
                 error = None
                 break

@@ -29,7 +29,7 @@ def test_targets_table():
     assert "ethos-u65-256" in proc.stdout and "latency_ms" in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["ethos-u55-128", "ethos-u65-256"])
+@pytest.mark.parametrize("name", ["ethos-u55-128", "ethos-u65-256", "ethos-u85-256"])
 def test_measure_json_is_clean_and_equals_the_python_api(name, int8_model_path):
     proc = hwnas("measure", int8_model_path, "--target", name, "--json")
     assert proc.returncode == 0, proc.stderr

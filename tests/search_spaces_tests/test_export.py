@@ -119,3 +119,35 @@ def test_converter_failure_is_a_project_error():
     outputs = keras.layers.Lambda(lambda t: keras.ops.erf(t))(inputs)
     with pytest.raises(HwnasError, match="TFLite conversion \\(int8\\) failed"):
         to_tflite(keras.Model(inputs, outputs))
+
+
+def _wide_mlp():
+    """Dense layers big enough (4,096 weights) for the dynamic-range quantiser to take them."""
+    from search_spaces import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64,), batch_size=1)
+    x = keras.layers.Dense(64, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(64)(x))
+
+
+def test_every_quantisation_regime_exports_what_it_says():
+    """The converter's own output graph: the activation and weight types of each regime."""
+    from predictors import targets
+
+    def types(data):
+        info = inspect_model(data)
+        acts = {info.tensors[t].dtype for op in info.operators for t in op.outputs}
+        weights = {t.dtype for t in info.tensors if t.is_constant and len(t.shape) >= 2}
+        return info, acts, weights
+
+    info, acts, weights = types(to_tflite(tiny_cnn(), quantize="int16x8"))
+    assert acts == {"INT16"} and weights == {"INT8"} and info.is_integer_quantized
+    assert targets.get("ethos-u55-128").measure(to_tflite(tiny_cnn(), quantize="int16x8"))["latency_ms"] > 0
+    info, acts, weights = types(to_tflite(tiny_cnn(), quantize="float16"))
+    assert "FLOAT16" in weights and "DEQUANTIZE" in info.opcodes and acts >= {"FLOAT32"}
+    info, acts, weights = types(to_tflite(_wide_mlp(), quantize="dynamic"))
+    assert weights == {"INT8"} and acts == {"FLOAT32"} and not info.is_integer_quantized
+    info, acts, weights = types(to_tflite(_wide_mlp(), quantize="float32"))
+    assert weights == {"FLOAT32"} and acts == {"FLOAT32"}

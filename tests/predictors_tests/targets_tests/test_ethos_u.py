@@ -25,10 +25,29 @@ def _hand_energy_mj(summary, static_mw):
     return pj * 1e-9
 
 
-@pytest.mark.parametrize("name, static_mw", [("ethos-u55-128", 15.0), ("ethos-u65-256", 60.0)])
-def test_labels_equal_a_direct_vela_run(name, static_mw, int8_model_path, tmp_path):
-    got = targets.get(name).measure(int8_model_path)
-    summary = vela_cli_summary(int8_model_path, name, tmp_path)
+STATIC_MW = [("ethos-u55-128", 15.0), ("ethos-u65-256", 60.0), ("ethos-u85-256", 50.0)]
+
+
+def test_every_ethos_u_target_is_checked_here():
+    assert sorted(ETHOS) == sorted(n for n, _ in STATIC_MW)
+
+
+@pytest.fixture(scope="module")
+def int16_model_path(tmp_path_factory):
+    from hwnas.export import to_tflite
+    from tests.models import tiny_cnn
+
+    path = tmp_path_factory.mktemp("int16") / "tiny_int16x8.tflite"
+    path.write_bytes(to_tflite(tiny_cnn(), quantize="int16x8"))
+    return str(path)
+
+
+@pytest.mark.parametrize("regime", ["int8", "int16x8"])
+@pytest.mark.parametrize("name, static_mw", STATIC_MW)
+def test_labels_equal_a_direct_vela_run(name, static_mw, regime, int8_model_path, int16_model_path, tmp_path):
+    model = int8_model_path if regime == "int8" else int16_model_path
+    got = targets.get(name).measure(model)
+    summary = vela_cli_summary(model, name, tmp_path)
     for metric, value in expected_metrics(summary).items():
         assert got[metric] == pytest.approx(value, rel=1e-12, abs=1e-12), metric
     assert got["energy_mj"] == pytest.approx(_hand_energy_mj(summary, static_mw), rel=1e-9)
