@@ -120,7 +120,6 @@ def pareto(points):
 
 
 def part_a(args, predictor, labels) -> None:
-    import optuna
 
     import search_spaces
     from hwnas.search import accuracy_from_table, best_candidates, make_study, run_search

@@ -217,7 +217,7 @@ def inspect_model(data: bytes, label: str = "model bytes", with_options: bool = 
         return _walk(data, with_options)
     except InvalidModelError as exc:
         raise InvalidModelError(f"{label}: {exc}") from None
-    except Exception as exc:  # flatbuffers raises IndexError, struct.error, ValueError, ...
+    except Exception:  # flatbuffers raises IndexError, struct.error, ValueError, ...
         raise InvalidModelError(
             f"{label}: corrupt or truncated TFLite flatbuffer (an offset or length points outside the file)"
         ) from None

@@ -25,7 +25,6 @@ from predictors.graph._features import (
     GRAPH_INDEX,
     NODE_FEATURES,
     NODE_INDEX,
-    NUM_OP_TYPES,
     OPTION_FIELDS,
     PADDINGS,
     UNKNOWN_OP_TYPE,
