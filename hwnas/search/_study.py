@@ -206,23 +206,13 @@ def best_candidates(study: "optuna.Study", limit: int | None = 10) -> list["optu
     """
     import optuna
 
-    trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-              if is_feasible(t)]
     directions = study.directions
     sign = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in directions]
     if len(directions) > 1:
-        front = []
-        for t in trials:
-            a = [s * v for s, v in zip(sign, t.values)]
-            dominated = False
-            for u in trials:
-                b = [s * v for s, v in zip(sign, u.values)]
-                if all(y <= x for x, y in zip(a, b)) and any(y < x for x, y in zip(a, b)):
-                    dominated = True
-                    break
-            if not dominated:
-                front.append(t)
-        trials = front
+        trials = study.best_trials  # Optuna's front: feasible trials only once any has constraints
+    else:
+        trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                  if is_feasible(t)]
     trials.sort(key=lambda t: (sign[0] * t.values[0], t.number))
     seen: set[str] = set()
     out = []

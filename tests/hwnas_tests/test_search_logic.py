@@ -117,6 +117,17 @@ def test_nsga2_gets_infeasible_candidates_completed_with_sentinels():
     assert [t.number for t in best_candidates(study)] == [ok.number]
 
 
+def test_best_candidates_is_the_feasible_front_best_first_once_per_arch():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for arch_id, values, margin in [("a", (0.9, 5.0), -1.0), ("b", (0.8, 3.0), -1.0),
+                                    ("c", (0.95, 1.0), 0.5),  # dominates all, over budget
+                                    ("d", (0.7, 4.0), -1.0),  # dominated by b
+                                    ("b", (0.8, 3.0), -1.0)]:  # b again
+        study.add_trial(optuna.trial.create_trial(values=list(values), user_attrs={"arch_id": arch_id},
+                                                  system_attrs={"constraints:latency_ms": margin}))
+    assert [(t.user_attrs["arch_id"], t.number) for t in best_candidates(study)] == [("a", 0), ("b", 1)]
+
+
 def test_give_up_stops_a_study_nobody_can_satisfy():
     obj = objective(budgets={"latency": 0.01})
     give_up = GiveUp(obj, after=3)
