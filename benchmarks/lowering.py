@@ -143,10 +143,11 @@ def report(stats: dict) -> None:
         rows.append((key, s["n"], f"{s['equal']} ({100 * s['equal'] / max(s['n'], 1):.1f} %)", s["fallback"],
                      f"{np.median(size):.3f} / {np.percentile(size, 95):.3f} / {size.max():.3f}",
                      f"{np.median(gap):.3f} / {np.percentile(gap, 95):.3f} / {gap.max():.3f}",
+                     f"{int((size <= 1.0).sum())} / {int((gap <= 0.1).sum())}" if s["gap"] else f"{int((size <= 1.0).sum())} / -",
                      f"{1000 * np.median(s['lower_s']):.2f}" if s["lower_s"] else ""))
     print(format_table(rows, ("space", "networks", "graph identical", "refused",
                               "model size error % (median / p95 / max)", "prediction gap % (median / p95 / max)",
-                              "lowering ms (median)")))
+                              "size within 1 % / gap within 0.1 %", "lowering ms (median)")))
     for key, s in stats.items():
         for why, n in s["diff"].items():
             print(f"  {key}: {n} x {why}")

@@ -138,7 +138,7 @@ def part_a(args, predictor, labels) -> None:
         objective = Bench(space, TARGET, predictor, objectives=["accuracy", metric], accuracy=accuracy,
                           labels=labels, kind=kind)
         study = make_study(objective, None, sampler=sampler, seed=args.seed, n_trials=args.trials)
-        run_search(study, objective, args.trials)
+        run_search(objective, args.trials, study=study)
         chosen = [t.user_attrs["arch_id"] for t in best_candidates(study)]
         if kind == "pred":  # measure the predicted front: those are the surrogate search's measurements
             for t in best_candidates(study):
@@ -199,7 +199,7 @@ def part_b(args, predictor, labels) -> None:
         objective = Bench(space, TARGET, predictor, budgets={"latency_ms": args.max_latency_ms}, margin_std=k,
                           objectives=["macs"], labels=labels, kind="pred")
         study = make_study(objective, None, sampler="tpe", seed=args.seed)
-        run_search(study, objective, args.budget_trials, give_up_after=None)
+        run_search(objective, args.budget_trials, study=study, give_up_after=None)
         feasible = sorted((t for t in study.trials if is_feasible(t)), key=lambda t: -t.value)
         chosen = {t.user_attrs["arch_id"]: t.user_attrs["arch"] for t in feasible}
         met, best_macs, top_met = 0, 0.0, 0

@@ -133,7 +133,7 @@ def part_c(predictor, trials: int, exhaustive: dict[str, float]) -> tuple:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = make_study(objective, None, None, "nsga2", seed=0)
     started = time.perf_counter()
-    run_search(study, objective, trials)
+    run_search(objective, trials, study=study)
     wall = time.perf_counter() - started
     found = [(t.values[0], t.values[1]) for t in study.trials if t.values]
     everything = [(acc[a], e) for a, e in exhaustive.items()]
@@ -159,7 +159,7 @@ def part_d(predictor, space_name: str, budget: float, trials: int) -> list[tuple
                                       verify="none" if mode == "oracle" else mode)
         study = make_study(objective, None, None, "tpe", seed=0)
         started = time.perf_counter()
-        run_search(study, objective, trials, give_up_after=None)
+        run_search(objective, trials, study=study, give_up_after=None)
         wall = time.perf_counter() - started
         chosen = {t.user_attrs["arch_id"]: t for t in study.trials if t.user_attrs.get("feasible")}
         for arch_id, t in chosen.items():

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
             objective, storage=args.storage or f"sqlite:///{os.path.join(args.out, 'study.db')}",
             study_name=f"latency-{time.strftime('%Y%m%d-%H%M%S')}", sampler="tpe", seed=args.seed,
         )
-        run_search(study, objective, args.trials, give_up_after=max(args.trials, 10))
+        run_search(objective, args.trials, study=study, give_up_after=max(args.trials, 10))
     except HwnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -87,7 +87,7 @@ def main(argv=None) -> int:
             study_name=f"accuracy-energy-{source}-{time.strftime('%Y%m%d-%H%M%S')}", sampler="nsga2",
             seed=args.seed, n_trials=trials,
         )
-        run_search(study, objective, trials)
+        run_search(objective, trials, study=study)
     except HwnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -376,7 +376,7 @@ def cmd_search(args: argparse.Namespace) -> int:
               f"{space.name} on {args.target}, objectives {', '.join(f'{d[:3]} {n}' for n, d in zip(objective.objective_names, objective.directions))}; "
               f"budget {budget_text}", flush=True)
     started = time.perf_counter()
-    search.run_search(study, objective, args.trials, give_up_after=args.give_up_after,
+    search.run_search(objective, args.trials, study=study, give_up_after=args.give_up_after,
                       show_progress_bar=not args.quiet and not args.json and sys.stderr.isatty())
     verified = search.verify_best(study, objective, top=min(args.top, 5)) if args.verify != "none" else []
     elapsed = time.perf_counter() - started

@@ -11,7 +11,7 @@ objective = HardwareObjective(
     accuracy=lambda candidate: train_and_score(candidate.build(batch_size=None)),
 )
 study = make_study(objective, storage="sqlite:///search.db", sampler="nsga2")
-run_search(study, objective, n_trials=100)
+run_search(objective, n_trials=100, study=study)
 study.best_trials                                   # the feasible Pareto front
 ```
 

@@ -244,10 +244,10 @@ def trial_record(trial: "optuna.trial.FrozenTrial", names: Sequence[str] | None 
 
 
 def run_search(
-    study: "optuna.Study",
-    objective: HardwareObjective,
-    n_trials: int,
-    *,
+    objective: "HardwareObjective | optuna.Study",
+    n_trials: "int | HardwareObjective",
+    *args: Any,
+    study: "optuna.Study | None" = None,
     give_up_after: int | None = 20,
     timeout: float | None = None,
     callbacks: Sequence[Callable] = (),
@@ -255,7 +255,11 @@ def run_search(
 ) -> "optuna.Study":
     """``study.optimize`` with the objective, stopping when no budget can be met.
 
-    A candidate that cannot be exported or predicted fails its trial; the search goes on.
+    ``run_search(objective, 100)`` searches a new in-memory study
+    (``make_study(objective)``); ``run_search(objective, 100, study=study)`` searches the
+    one given (a storage, several workers). The older ``run_search(study, objective,
+    n_trials)`` still works. A candidate that cannot be exported or predicted fails its
+    trial; the search goes on.
 
     Args:
         n_trials: trials this call runs (several workers on one study each run theirs).
@@ -263,12 +267,25 @@ def run_search(
             has no feasible candidate, stop with :class:`NoFeasibleCandidateError` naming the
             smallest predicted value seen. None never gives up.
 
+    Returns:
+        The study.
+
     Raises:
         NoFeasibleCandidateError: see ``give_up_after``.
     """
+    import optuna
 
-    if not isinstance(n_trials, int) or n_trials < 1:
+    if isinstance(objective, optuna.Study):  # the older (study, objective, n_trials)
+        if study is not None or len(args) != 1:
+            raise SearchError("run_search(study, objective, n_trials): pass exactly these three, or "
+                              "run_search(objective, n_trials, study=study)")
+        study, objective, n_trials = objective, n_trials, args[0]
+    elif args:
+        raise SearchError("run_search(objective, n_trials, study=None, ...): too many positional arguments")
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise SearchError(f"the number of trials must be a positive integer, got {n_trials!r}")
+    if study is None:
+        study = make_study(objective)
     give_up = GiveUp(objective, give_up_after)
     study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[give_up, *callbacks],
                    catch=(CandidateError,), show_progress_bar=show_progress_bar)

@@ -61,7 +61,7 @@ def replay(objective, probe_objective, rows, sampler) -> optuna.Study:
     study = optuna.create_study(directions=objective.directions, sampler=sampler)
     for params, *_ in rows:
         study.enqueue_trial(params)
-    run_search(study, objective, len(rows), give_up_after=None)
+    run_search(objective, len(rows), study=study, give_up_after=None)
     return study
 
 
@@ -154,7 +154,7 @@ def test_a_budget_no_candidate_meets_stops_with_the_smallest_prediction(probe, s
         study.enqueue_trial(params)
     with pytest.raises(NoFeasibleCandidateError, match=r"no candidate met the budget in 3 trials \(latency_ms <= 1e-09: "
                                                         r"smallest predicted [0-9.e-]+"):
-        run_search(study, objective, 10, give_up_after=3)
+        run_search(objective, 10, study=study, give_up_after=3)
     assert len(study.trials) == 3
     assert objective.smallest["latency_ms"][0] == pytest.approx(min(r[1] for r in rows[:3]))
     assert objective.smallest["latency_ms"][0] >= smallest
@@ -369,7 +369,7 @@ def test_trials_predict_from_the_lowered_graph_and_export_only_what_they_keep(pr
     study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.TPESampler(seed=0))
     for params, *_ in rows:
         study.enqueue_trial(params)
-    run_search(study, objective, len(rows), give_up_after=None)
+    run_search(objective, len(rows), study=study, give_up_after=None)
     assert {t.user_attrs["hardware_path"] for t in study.trials} == {"lowered"}
     kept = [t.user_attrs["arch_id"] for t in study.trials if "tflite_artifact_id" in t.user_attrs]
     assert kept and sorted(exports) == sorted(kept)  # exported: the feasible candidates' artifacts, nothing else
@@ -390,7 +390,7 @@ def test_a_builder_the_lowering_cannot_run_takes_the_export_path(search_predicto
 
     objective = HardwareObjective(NoisySpace(), TARGET, search_predictor)
     study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=1))
-    run_search(study, objective, 1)
+    run_search(objective, 1, study=study)
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE and trial.user_attrs["hardware_path"] == "exported"
     assert objective.lowering_fallbacks == 1 and objective.exported_predictions == 1
@@ -407,7 +407,7 @@ def test_verification_measures_candidates_near_the_budget_and_the_best(probe, se
     study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=0))
     for params, *_ in rows:
         study.enqueue_trial(params)
-    run_search(study, objective, len(rows), give_up_after=None)
+    run_search(objective, len(rows), study=study, give_up_after=None)
     by_id = {t.user_attrs["arch_id"]: t for t in study.trials}
     trial = by_id[arch_id]
     measured = targets.get(TARGET).measure(objective.export(objective.space.decode(trial.user_attrs["arch"])))

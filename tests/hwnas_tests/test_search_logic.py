@@ -14,6 +14,7 @@ from hwnas.search import (
     GiveUp,
     HardwareObjective,
     NoFeasibleCandidateError,
+    SearchError,
     axis_scale,
     best_candidates,
     is_feasible,
@@ -140,6 +141,18 @@ def test_give_up_stops_a_study_nobody_can_satisfy():
         give_up.raise_if_given_up()
     with pytest.raises(NoFeasibleCandidateError):
         run_search(optuna.create_study(directions=obj.directions), obj, 50, give_up_after=3)
+
+
+def test_run_search_takes_the_objective_once():
+    obj = objective()
+    study = run_search(obj, 4)  # a new in-memory study with the objective's directions
+    assert len(study.trials) == 4 and [d.name.lower() for d in study.directions] == obj.directions
+    assert run_search(obj, 3, study=study) is study and len(study.trials) == 7
+    assert run_search(study, obj, 2) is study and len(study.trials) == 9  # the older form
+    with pytest.raises(SearchError, match="too many positional"):
+        run_search(obj, 2, study)
+    with pytest.raises(SearchError, match="positive integer"):
+        run_search(obj, 0)
 
 
 def test_only_unsure_candidates_are_measured_and_the_measurement_decides():
