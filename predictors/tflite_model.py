@@ -477,54 +477,20 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
     return info
 
 
-_FLAG_FORMATS = {"Bool": "<?", "Int8": "<b", "Uint8": "<B", "Int16": "<h", "Uint16": "<H", "Int32": "<i",
-                 "Uint32": "<I", "Int64": "<q", "Uint64": "<Q", "Float32": "<f", "Float64": "<d"}
+@lru_cache(maxsize=None)
+def option_fields(union: str, type_code: int) -> tuple[tuple[str, int, str, float], ...]:
+    """The numeric scalar fields of one options-union member: ``(name, vtable slot, struct
+    format, default)`` from the explicit table :data:`predictors._option_slots.OPTION_SLOTS`.
+    A member the table lacks (a newer schema) has none."""
+    from predictors._option_slots import OPTION_SLOTS
+
+    entry = OPTION_SLOTS[union].get(int(type_code))
+    return entry[1] if entry else ()
 
 
 @lru_cache(maxsize=None)
-def _option_readers(union: str, type_code: int) -> tuple[type | None, tuple[tuple[str, int, object, float], ...]]:
-    """The options class of a union member and its numeric scalar fields.
-
-    Each field is ``(name, vtable slot, struct unpacker, default)``, read straight from
-    the generated accessor's source (``self._tab.Offset(slot)``, ``...Get(<Type>Flags``,
-    ``return <default>``, a number or a boolean), so reading it is one ``struct`` call instead of the
-    generated code's dozen; a field whose accessor does not have that exact shape
-    keeps its generated accessor (unpacker ``None``).
-    """
-    import inspect
-    import re
-
-    import tflite
-
-    enum = getattr(tflite, union)
-    name = next((k for k, v in vars(enum).items() if v == type_code and not k.startswith("_")), None)
-    cls = getattr(tflite, name, None) if name and name != "NONE" else None
-    if cls is None:
-        return None, ()
-    fields = []
-    for attr, fn in vars(cls).items():
-        if attr.startswith("_") or attr == "Init" or attr.startswith("GetRootAs") or not callable(fn):
-            continue
-        if attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier")):
-            continue
-        try:
-            if len(inspect.signature(fn).parameters) != 1:
-                continue
-            source = inspect.getsource(fn)
-        except (TypeError, ValueError, OSError):
-            continue
-        if "String(" in source or "Indirect(" in source or "Table()" in source:
-            continue  # strings and sub-tables: not numeric features
-        slot = re.findall(r"self\._tab\.Offset\((\d+)\)", source)
-        flags = re.findall(r"self\._tab\.Get\(flatbuffers\.number_types\.(\w+)Flags", source)
-        default = re.findall(r"^\s*return (-?\d+(?:\.\d*)?|True|False)\s*$", source, re.M)
-        if len(slot) == 1 and len(flags) == 1 and flags[0] in _FLAG_FORMATS and len(default) == 1:
-            value = {"True": 1.0, "False": 0.0}.get(default[0])
-            fields.append((attr, int(slot[0]), struct.Struct(_FLAG_FORMATS[flags[0]]).unpack_from,
-                           float(default[0]) if value is None else value))
-        else:
-            fields.append((attr, 0, None, 0.0))
-    return cls, tuple(sorted(fields, key=lambda f: f[0]))
+def _unpacker(fmt: str):
+    return struct.Struct(fmt).unpack_from
 
 
 def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...], vtables: dict | None = None) -> dict[str, float]:
@@ -533,29 +499,21 @@ def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...], vtables:
     ``op`` is the operator table's position and ``op_slots`` its field offsets.
     """
     values: dict[str, float] = {}
+    n_slots = len(op_slots)  # (a field past the buffer raises struct.error: inspect_model's corrupt-file error)
     for union, type_slot, table_slot in (("BuiltinOptions", 3, 4), ("BuiltinOptions2", 11, 12)):
-        o = op_slots[type_slot]
+        o = op_slots[type_slot] if type_slot < n_slots else 0
         type_code = _U8(buf, op + o)[0] if o else 0
-        if not type_code:
-            continue
-        cls, fields = _option_readers(union, int(type_code))
-        o = op_slots[table_slot]
-        if cls is None or not o:
+        fields = option_fields(union, int(type_code)) if type_code else ()
+        o = op_slots[table_slot] if table_slot < n_slots else 0
+        if not fields or not o:
             continue
         at = op + o + _U32(buf, op + o)[0]
         offs = _vtable_slots(buf, size, at, vtables)  # bounds-checks the table and its vtable
         n = len(offs)
-        options = None
-        for name, slot, unpack, default in fields:
-            if unpack is not None:
-                k = (slot - 4) >> 1
-                o = offs[k] if k < n else 0
-                values[name] = float(unpack(buf, at + o)[0]) if o else default
-            else:
-                if options is None:
-                    options = cls()
-                    options.Init(buf, at)
-                values[name] = float(getattr(options, name)())
+        for name, slot, fmt, default in fields:
+            k = (slot - 4) >> 1
+            o = offs[k] if k < n else 0
+            values[name] = float(_unpacker(fmt)(buf, at + o)[0]) if o else default
     return values
 
 

@@ -60,9 +60,9 @@ def _option_fields(opcode: str) -> tuple[tuple[str, float], ...]:
         return ()
     import tflite
 
-    from predictors.tflite_model import _option_readers
+    from predictors.tflite_model import option_fields
 
-    _, fields = _option_readers("BuiltinOptions", int(getattr(tflite.BuiltinOptions, table)))
+    fields = option_fields("BuiltinOptions", int(getattr(tflite.BuiltinOptions, table)))
     return tuple((name, default) for name, _, _, default in fields)
 
 

@@ -31,14 +31,13 @@ def _options_table(opcode: str):
     import tflite
 
     from predictors.graph._lower import _OPTIONS_TYPE
-    from predictors.tflite_model import _option_readers
+    from predictors.tflite_model import option_fields
 
     table = _OPTIONS_TYPE.get(opcode)
     if table is None:
         return 0, ()
     code = int(getattr(tflite.BuiltinOptions, table))
-    _, fields = _option_readers("BuiltinOptions", code)
-    return code, tuple((slot, unpack.__self__.format, name) for name, slot, unpack, _ in fields if unpack)
+    return code, tuple((slot, fmt, name) for name, slot, fmt, _ in option_fields("BuiltinOptions", code))
 
 
 _PREPEND = {"<?": "PrependBoolSlot", "<b": "PrependInt8Slot", "<B": "PrependUint8Slot", "<h": "PrependInt16Slot",

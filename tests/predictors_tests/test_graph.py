@@ -20,7 +20,7 @@ from predictors.graph import (
     Normalizer,
     from_tflite,
 )
-from predictors.tflite_model import inspect_model
+from predictors.tflite_model import inspect_model, option_fields
 from search_spaces.errors import HwnasError, InvalidModelError
 from tests import zoo
 
@@ -51,6 +51,33 @@ def check_graph(data, tflite: bytes) -> None:
         assert bool((data.edge_index[0] < data.edge_index[1]).all())
     assert data.feature_version == FEATURE_VERSION
     assert data.u[0, GCOL["num_operators"]] == n
+    assert_options_match_the_schema_classes(info, tflite)
+
+
+def assert_options_match_the_schema_classes(info, tflite: bytes) -> None:
+    """The explicit slot table reads what the ``tflite`` package's generated accessors read."""
+    import tflite as schema
+
+    model = schema.Model.GetRootAsModel(tflite, 0)
+    ops = [model.Subgraphs(g).Operators(i) for g in range(model.SubgraphsLength())
+           for i in range(model.Subgraphs(g).OperatorsLength())]
+    mine_all = [op for sg in info.subgraphs for op in sg.operators]  # every subgraph
+    assert len(ops) == len(mine_all)
+    checked = 0
+    for op, mine in zip(ops, mine_all):
+        for union, type_of, table_of in (("BuiltinOptions", op.BuiltinOptionsType, op.BuiltinOptions),
+                                         ("BuiltinOptions2", op.BuiltinOptions2Type, op.BuiltinOptions2)):
+            code = type_of()
+            table = table_of()
+            if not code or table is None:
+                continue
+            name = next(k for k, v in vars(getattr(schema, union)).items() if v == code)
+            options = getattr(schema, name)()
+            options.Init(table.Bytes, table.Pos)
+            for field, _, _, _ in option_fields(union, code):
+                assert mine.options[field] == pytest.approx(float(getattr(options, field)())), (name, field)
+                checked += 1
+    assert checked or not any(op.BuiltinOptionsType() for op in ops)
 
 
 @pytest.mark.parametrize("name, quantize", CASES)

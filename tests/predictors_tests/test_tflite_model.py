@@ -57,3 +57,16 @@ def test_fuzzed_flatbuffers_raise_only_the_project_error(int8_model, data):
         inspect_model(bytes(buf))
     except InvalidModelError:
         pass
+
+
+def test_the_option_slot_table_is_what_the_installed_schema_generates():
+    """Regenerating ``predictors/_option_slots.py`` from the ``tflite`` package changes nothing
+    (a schema upgrade without a regenerated table fails here)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "tools" / "gen_option_slots.py")], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == (root / "predictors" / "_option_slots.py").read_text()
