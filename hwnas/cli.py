@@ -332,21 +332,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     space = search_spaces.get(args.space, **_space_options(args.space_option))
     if args.target not in targets.names() and not args.predictor:  # else: a device the predictor knows
         raise unknown_name("target", args.target, targets.names())
-    if args.sampler not in search.SAMPLERS:
-        raise unknown_name("sampler", args.sampler, search.SAMPLERS)
-    if args.trials < 1:
-        raise HwnasError(f"--trials must be at least 1, got {args.trials}")
     objectives = args.objective or (["accuracy"] if args.accuracy_csv else None)
-    if objectives and "accuracy" in objectives and not args.accuracy_csv:
-        raise HwnasError(
-            "the accuracy objective needs measured accuracies: give a table with --accuracy-csv FILE "
-            "[--accuracy-column C] (e.g. NATS-Bench for nasbench201), or use the Python API "
-            "(hwnas.search.HardwareObjective(accuracy=your_training_function))"
-        )
     budgets = _budget_args(args)
-    for metric, value in budgets.items():
-        if not value > 0 or not math.isfinite(value):
-            raise HwnasError(f"the budget for {metric} must be a positive number, got {value:g}")
+    search.check_setup(sampler=args.sampler, n_trials=args.trials, budgets=budgets, objectives=objectives,
+                       has_accuracy=bool(args.accuracy_csv))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{out / 'study.db'}"

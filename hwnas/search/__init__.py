@@ -18,8 +18,10 @@ study.best_trials                                   # the feasible Pareto front
 Per trial, :class:`HardwareObjective`:
 
 1. asks the search space for an arch (``space.suggest(trial)``, define-by-run);
-2. builds it, exports it to int8 TFLite and predicts the target's metrics (mean and
-   ensemble std) with a PerfSAGE predictor (or measures them, :class:`TargetOracle`);
+2. predicts the target's metrics (mean and ensemble std) with a PerfSAGE predictor from
+   the arch's lowered graph (``predictors.graph.from_arch``: no Keras, no converter), or,
+   for a space the lowering cannot run, from the exported int8 TFLite; or measures them
+   (:class:`TargetOracle`). Only kept or measured candidates are exported;
 3. records every budget as ``trial.set_constraint(metric, predicted + k * std - budget)``
    (Optuna 5; feasible when <= 0), so TPE, NSGA-II and GPSampler learn the feasible
    region;
@@ -60,6 +62,7 @@ from hwnas.search._plots import axis_scale, plot_search
 from hwnas.search._study import (
     GiveUp,
     best_candidates,
+    check_setup,
     heartbeat_seconds,
     is_feasible,
     make_sampler,
@@ -73,7 +76,7 @@ from hwnas.search._study import (
 __all__ = [
     "METRIC_ALIASES", "SAMPLERS", "STUDY_ATTR", "VERIFY_MODES", "Budget", "Candidate", "CandidateError", "GiveUp",
     "HardwareObjective", "NoFeasibleCandidateError", "Objective", "SearchError", "TargetOracle",
-    "accuracy_from_table", "axis_scale", "best_candidates", "heartbeat_seconds", "is_feasible", "make_sampler", "make_study",
+    "accuracy_from_table", "axis_scale", "best_candidates", "check_setup", "heartbeat_seconds", "is_feasible", "make_sampler", "make_study",
     "open_storage", "plot_search", "resolve_metric", "run_search", "trial_record", "verify_best",
 ]
 _ = _learns_only_from_complete  # the infeasible-mode rule, for tests

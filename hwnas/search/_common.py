@@ -35,6 +35,14 @@ class CandidateError(HwnasError, RuntimeError):
 # --------------------------------------------------------------------------- pieces
 
 
+# one message wherever the accuracy objective is asked for without a source of accuracies
+ACCURACY_NEEDED = (
+    "the accuracy objective needs measured accuracies: a table (hwnas search --accuracy-csv FILE "
+    "[--accuracy-column C], e.g. NATS-Bench for nasbench201) or, in Python, "
+    "HardwareObjective(accuracy=fn) with a function that trains the candidate on your data"
+)
+
+
 @dataclass(frozen=True)
 class Budget:
     """An upper bound on one predicted metric of the target (``latency_ms <= 0.5``)."""

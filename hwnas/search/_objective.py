@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from search_spaces import SearchSpace
 
 from hwnas.search._common import (
-    VERIFY_MODES, Budget, Candidate, CandidateError, Objective, SearchError,
+    ACCURACY_NEEDED, VERIFY_MODES, Budget, Candidate, CandidateError, Objective, SearchError,
     resolve_metric,
 )
 
@@ -189,11 +189,7 @@ class HardwareObjective:
                 out.append(obj)
             elif obj == "accuracy":
                 if self.accuracy is None:
-                    raise SearchError(
-                        "the accuracy objective needs your accuracy: a table of measured accuracies "
-                        "(hwnas search --accuracy-csv FILE) or, in Python, HardwareObjective(accuracy=fn) "
-                        "with a function that trains the candidate on your data"
-                    )
+                    raise SearchError(ACCURACY_NEEDED)
                 out.append(Objective("accuracy", "maximize", self.accuracy, trains=True))
             elif obj == "macs":
                 out.append(Objective("macs", "maximize", lambda c: float(c.macs)))

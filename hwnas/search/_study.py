@@ -6,7 +6,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from search_spaces.errors import HwnasError, unknown_name
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 from hwnas.search._common import (
-    SAMPLERS, STUDY_ATTR, CandidateError, NoFeasibleCandidateError, SearchError,
+    ACCURACY_NEEDED, SAMPLERS, STUDY_ATTR, Budget, CandidateError, NoFeasibleCandidateError, SearchError,
 )
 from hwnas.search._objective import HardwareObjective
 
@@ -243,6 +243,29 @@ def trial_record(trial: "optuna.trial.FrozenTrial", names: Sequence[str] | None 
     }
 
 
+def _check_trials(n_trials: Any) -> None:
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+        raise SearchError(f"the number of trials must be a positive integer, got {n_trials!r}")
+
+
+def check_setup(*, sampler: str | None = None, n_trials: Any = None, budgets: Mapping[str, Any] | None = None,
+                objectives: Sequence[str] | None = None, has_accuracy: bool = False) -> None:
+    """Check a search's set-up before anything heavy loads, with the messages the library
+    itself raises later (the command line calls this first, so a typo costs no import).
+
+    Raises:
+        SearchError, UnknownNameError: the first problem found.
+    """
+    if sampler is not None and sampler not in SAMPLERS:
+        raise unknown_name("sampler", sampler, SAMPLERS)
+    if n_trials is not None:
+        _check_trials(n_trials)
+    for metric, limit in (budgets or {}).items():
+        Budget(metric, limit)
+    if objectives and "accuracy" in objectives and not has_accuracy:
+        raise SearchError(ACCURACY_NEEDED)
+
+
 def run_search(
     objective: "HardwareObjective | optuna.Study",
     n_trials: "int | HardwareObjective",
@@ -282,8 +305,7 @@ def run_search(
         study, objective, n_trials = objective, n_trials, args[0]
     elif args:
         raise SearchError("run_search(objective, n_trials, study=None, ...): too many positional arguments")
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
-        raise SearchError(f"the number of trials must be a positive integer, got {n_trials!r}")
+    _check_trials(n_trials)
     if study is None:
         study = make_study(objective)
     give_up = GiveUp(objective, give_up_after)

@@ -163,7 +163,7 @@ def test_a_budget_no_candidate_meets_stops_with_the_smallest_prediction(probe, s
 def test_set_up_errors(search_predictor, tmp_path):
     with pytest.raises(UnknownNameError, match="target 'ethos-u55-128' has no metric 'arena_kib'"):
         HardwareObjective(SPACE, TARGET, search_predictor, budgets={"arena_kib": 1.0})
-    with pytest.raises(SearchError, match="accuracy objective needs your accuracy"):
+    with pytest.raises(SearchError, match="accuracy objective needs measured accuracies"):
         HardwareObjective(SPACE, TARGET, search_predictor, objectives=["accuracy"])
     with pytest.raises(UnknownNameError, match="unknown objective 'speed'"):
         HardwareObjective(SPACE, TARGET, search_predictor, objectives=["speed"])

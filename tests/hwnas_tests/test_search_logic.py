@@ -17,10 +17,12 @@ from hwnas.search import (
     SearchError,
     axis_scale,
     best_candidates,
+    check_setup,
     is_feasible,
     run_search,
     verify_best,
 )
+from search_spaces.errors import HwnasError
 
 TrialState = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -184,3 +186,15 @@ def test_cost_axes_spanning_decades_are_drawn_on_a_log_scale():
     assert axis_scale("accuracy", [10.0, 95.0]) == "linear"  # not a cost
     assert axis_scale("latency_ms", [0.0, 3.0]) == "linear"  # a zero cannot be on a log axis
     assert axis_scale("latency_ms", [math.nan, 0.1, 5.0]) == "log"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sampler": "cmaes"}, "unknown sampler 'cmaes'"),
+    ({"n_trials": 0}, "positive integer"),
+    ({"budgets": {"latency": float("nan")}}, "budget for latency must be a positive number"),
+    ({"objectives": ["accuracy", "energy"]}, "needs measured accuracies"),
+])
+def test_check_setup_raises_what_the_library_raises_later(kwargs, message):
+    with pytest.raises(HwnasError, match=message):
+        check_setup(**kwargs)
+    check_setup(sampler="tpe", n_trials=1, budgets={"latency": 0.1}, objectives=["accuracy"], has_accuracy=True)
