@@ -58,7 +58,7 @@ from hwnas.search._common import (
     resolve_metric,
 )
 from hwnas.search._objective import HardwareObjective, _learns_only_from_complete
-from hwnas.search._plots import axis_scale, plot_search
+from hwnas.search._plots import axis_scale, history_figure, pareto_figure, plot_search
 from hwnas.search._study import (
     GiveUp,
     best_candidates,
@@ -74,9 +74,11 @@ from hwnas.search._study import (
 )
 
 __all__ = [
-    "METRIC_ALIASES", "SAMPLERS", "STUDY_ATTR", "VERIFY_MODES", "Budget", "Candidate", "CandidateError", "GiveUp",
-    "HardwareObjective", "NoFeasibleCandidateError", "Objective", "SearchError", "TargetOracle",
-    "accuracy_from_table", "axis_scale", "best_candidates", "check_setup", "heartbeat_seconds", "is_feasible", "make_sampler", "make_study",
-    "open_storage", "plot_search", "resolve_metric", "run_search", "trial_record", "verify_best",
+    "METRIC_ALIASES", "SAMPLERS", "STUDY_ATTR", "VERIFY_MODES", "Budget", "Candidate",
+    "CandidateError", "GiveUp", "HardwareObjective", "NoFeasibleCandidateError", "Objective",
+    "SearchError", "TargetOracle", "accuracy_from_table", "axis_scale", "best_candidates",
+    "check_setup", "heartbeat_seconds", "history_figure", "is_feasible", "make_sampler",
+    "make_study", "open_storage", "pareto_figure", "plot_search", "resolve_metric", "run_search",
+    "trial_record", "verify_best",
 ]
 _ = _learns_only_from_complete  # the infeasible-mode rule, for tests

@@ -36,21 +36,44 @@ def plot_search(study: "optuna.Study", out_dir: str | os.PathLike, budgets: Mapp
     far. ``pareto.png``: the first two objectives (or, single-objective, the objective
     against the first budgeted metric) with the feasible Pareto front and the budget.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, fig in (("history", history_figure(study)), ("pareto", pareto_figure(study, budgets))):
+        paths[name] = str(out / f"{name}.png")
+        fig.savefig(paths[name], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def _trials(study: "optuna.Study"):
+    import optuna
+
     names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     feasible = [t for t in done if is_feasible(t)]
     over = [t for t in trials if t.user_attrs.get("feasible") is False]
-    paths = {}
+    return names, trials, done, feasible, over
 
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def history_figure(study: "optuna.Study"):
+    """Every objective per trial (within budget, over budget) with the best so far: a Figure."""
+    import optuna
+
+    plt = _pyplot()
+    names, trials, done, feasible, over = _trials(study)
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.6 * len(names)), squeeze=False)
     for i, (name, direction) in enumerate(zip(names, study.directions)):
         ax = axes[i][0]
@@ -75,10 +98,16 @@ def plot_search(study: "optuna.Study", out_dir: str | os.PathLike, budgets: Mapp
     axes[-1][0].set_xlabel(f"trial ({len(over)} of {len(trials)} over budget)")
     fig.suptitle(f"{study.study_name}: history")
     fig.tight_layout()
-    paths["history"] = str(out / "history.png")
-    fig.savefig(paths["history"], dpi=110)
-    plt.close(fig)
+    return fig
 
+
+def pareto_figure(study: "optuna.Study", budgets: Mapping[str, float] | None = None):
+    """The first two objectives (or, single-objective, the objective against the first
+    budgeted metric) with the feasible front and the budget line: a Figure."""
+    import optuna
+
+    plt = _pyplot()
+    names, trials, done, feasible, over = _trials(study)
     budgets = dict(budgets or {})
     untrained = [t for t in done if not is_feasible(t)
                  and str(t.user_attrs.get("status", "")).startswith("infeasible")]  # sentinel values
@@ -130,8 +159,5 @@ def plot_search(study: "optuna.Study", out_dir: str | os.PathLike, budgets: Mapp
     hidden = f", {len(untrained)} over budget not shown" if untrained else ""
     ax.set_title(f"{study.study_name}: {len(feasible)} feasible of {len(trials)}{hidden}", fontsize=9)
     fig.tight_layout()
-    paths["pareto"] = str(out / "pareto.png")
-    fig.savefig(paths["pareto"], dpi=110)
-    plt.close(fig)
-    return paths
+    return fig
 

@@ -23,6 +23,7 @@ from hwnas.search import (
     is_feasible,
     make_study,
     open_storage,
+    pareto_figure,
     plot_search,
     run_search,
     verify_best,
@@ -227,7 +228,13 @@ def test_plots_are_written(probe, search_predictor, tmp_path):
                                   objectives=["macs", "energy"])
     study = replay(objective, probe_objective, rows, optuna.samplers.NSGAIISampler(seed=0, population_size=4))
     paths = plot_search(study, tmp_path, {"latency_ms": budget})
-    assert all(Path(p).stat().st_size > 10_000 for p in paths.values())
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths.values())
+    (ax,) = pareto_figure(study, {"latency_ms": budget}).axes
+    front = next(line for line in ax.get_lines() if line.get_label() == "Pareto front (feasible)")
+    expected = sorted((t.values[0], t.values[1]) for t in best_candidates(study, limit=None))
+    assert len(expected) >= 2
+    assert list(front.get_xdata()) == pytest.approx([x for x, _ in expected])
+    assert list(front.get_ydata()) == pytest.approx([y for _, y in expected])
 
 
 # --- the command line, as a user runs it ---------------------------------------------------------

@@ -198,3 +198,30 @@ def test_check_setup_raises_what_the_library_raises_later(kwargs, message):
     with pytest.raises(HwnasError, match=message):
         check_setup(**kwargs)
     check_setup(sampler="tpe", n_trials=1, budgets={"latency": 0.1}, objectives=["accuracy"], has_accuracy=True)
+
+
+def test_the_plots_show_what_the_search_did():
+    from hwnas.search import history_figure, make_study, pareto_figure
+
+    obj = objective(budgets={"latency": 1.25})
+    study = make_study(obj)
+    for w in (1, 5, 15, 12):  # latency 0.1 w: 1.5 ms is over budget (pruned), the rest within
+        study.enqueue_trial({"width": w})
+    run_search(obj, 4, study=study, give_up_after=None)
+
+    (ax,) = pareto_figure(study, {"latency_ms": 1.25}).axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted latency_ms", "macs")
+    assert ax.get_xscale() == "log"  # 0.1-1.25 ms spans more than 10x
+    within = next(c for c in ax.collections if c.get_label() == "within budget")
+    assert sorted(within.get_offsets()[:, 0].round(6).tolist()) == [0.1, 0.5, 1.2]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert lines["budget 1.25"].get_xdata()[0] == pytest.approx(1.25)
+    assert lines["over budget (pruned, not trained)"].get_xdata().tolist() == [pytest.approx(1.5)]
+    front = lines["best macs at a predicted latency_ms"]
+    assert front.get_ydata().tolist() == [1000.0, 5000.0, 12000.0]  # each cheaper point is beaten
+    assert "3 feasible of 4" in ax.get_title()
+
+    (hist,) = history_figure(study).axes
+    within = next(c for c in hist.collections if c.get_label() == "within budget")
+    assert sorted(within.get_offsets()[:, 0].tolist()) == [0, 1, 3]  # trial numbers
+    assert hist.get_xlabel() == "trial (1 of 4 over budget)"
