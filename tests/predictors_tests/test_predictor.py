@@ -12,6 +12,7 @@ from predictors.dataset import build_dataset
 from predictors.predictor import load_predictor
 from predictors.train import load_graphs, split_by_network, train_predictor
 from search_spaces.errors import HwnasError, UnknownNameError
+from tests.search_spaces_tests.helpers import png_size
 
 SPACE = "keyword_spotting"
 
@@ -175,7 +176,9 @@ def test_cli_train_predict_evaluate(kws_data, trained, int8_model_path, tmp_path
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["ethos-u55-128"]["latency_ms"]["n"] == 40 and SPACE in report["by_space"]
-    assert plot.stat().st_size > 10_000
+    # one 4 x 4 in panel per metric of the target, four to a row
+    n = len(report["ethos-u55-128"])
+    assert png_size(plot) == pytest.approx((4 * min(4, n), 4 * -(-n // 4)), abs=0.02)
     proc = run("train", "--data", str(kws_data), "--out", str(tmp_path / "p"), "--epochs", "2", "--quiet",
                "--ensemble", "1")
     assert proc.returncode == 0, proc.stderr

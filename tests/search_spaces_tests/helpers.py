@@ -58,3 +58,14 @@ def run_litert(tflite: bytes, seed: int = 0) -> list[tuple[int, ...]]:
     for out in outputs:
         assert out.dtype == np.int8
     return [tuple(int(d) for d in out.shape) for out in outputs]
+
+
+def png_size(path, dpi: float = 110) -> tuple[float, float]:
+    """The (width, height) in inches of a PNG a command wrote, after checking it decodes and is
+    not a blank canvas (it has marks of more than a few colours)."""
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(path))
+    colours = np.unique(pixels.reshape(-1, pixels.shape[-1]).round(2), axis=0)
+    assert len(colours) > 20, f"{path} is nearly blank"
+    return pixels.shape[1] / dpi, pixels.shape[0] / dpi
