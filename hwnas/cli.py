@@ -64,6 +64,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     target = targets.get(args.target)
     result = target.measure(args.model)
+    missing = [m for m in target.metrics if m not in result]
+    if missing:  # e.g. an arena set-up that cannot run a custom operator the latency run could
+        reason = next((result[k] for k in result if k.endswith("_error")), "not measured")
+        print(f"warning: {', '.join(missing)} not measured: {reason}", file=sys.stderr)
     if args.json:
         _print_json(result)
         return 0
@@ -199,7 +203,9 @@ def _archs(args: argparse.Namespace) -> list:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from predictors.predictor import list_predictors, load_predictor
+    import warnings
+
+    from predictors.predictor import PredictionWarning, load_predictor, shipped_predictors
 
     by_arch = args.space is not None
     if by_arch and args.models:
@@ -218,18 +224,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         items = list(args.models)
         labels = items
-    if args.predictor:
-        predictors = [load_predictor(args.predictor)]
-    else:
-        shipped = list_predictors()
-        wanted = args.target or [n.removeprefix("perfsage-") for n in shipped]
-        predictors = []
-        for target in wanted:
-            name = f"perfsage-{target}"
-            if name not in shipped:
-                raise HwnasError(f"no shipped predictor for target {target!r}; shipped: "
-                                 f"{', '.join(shipped) or 'none'} (or pass --predictor PATH)")
-            predictors.append(load_predictor(name))
+    predictors = [load_predictor(args.predictor)] if args.predictor else shipped_predictors(args.target)
     results: list[dict] = [{} for _ in items]
     arrays = None
     if by_arch:
@@ -241,13 +236,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except LoweringError as exc:
             raise HwnasError(f"space {space.name!r}: {exc}; export the network and pass the .tflite file "
                              "instead (hwnas predict MODEL.tflite)") from None
+    notes: list[str] = []
     for p in predictors:
         targets = [t for t in (args.target or p.targets) if t in p.targets] or None
         if args.target and args.predictor and not targets:
             p._check_targets(args.target)  # raises the unknown-target error
-        found = p.predict_arrays(arrays, targets=targets) if by_arch else p.predict(items, targets=targets)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PredictionWarning)
+            found = p.predict_arrays(arrays, targets=targets) if by_arch else p.predict(items, targets=targets)
+        notes += [str(w.message) for w in caught if issubclass(w.category, PredictionWarning)]
         for i, r in enumerate(found):
             results[i].update(r)
+    refused = [(label, t, r["error"]) for label, result in zip(labels, results) for t, r in result.items()
+               if "error" in r]
+    if refused and all("error" in r for result in results for r in result.values()):
+        raise HwnasError(refused[0][2])  # nothing could be predicted
+    for line in [*dict.fromkeys(notes), *(f"{label}: not predicted: {why}" for label, _, why in refused)]:
+        print(f"warning: {line}", file=sys.stderr)  # one line each: stdout stays the table or the JSON
     if args.json:
         _print_json(results[0] if len(items) == 1 and not by_arch else results)
         return 0
@@ -255,7 +260,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for label, result in zip(labels, results):
         for target, metrics in result.items():
             for metric, value in metrics.items():
-                if not metric.endswith("_std"):
+                if not metric.endswith("_std") and metric != "error":
                     rows.append((label, target, metric, value, metrics.get(f"{metric}_std", float("nan"))))
     print(format_table(rows, ("arch_id" if by_arch else "model", "target", "metric", "predicted", "std")))
     return 0

@@ -21,6 +21,11 @@ from search_spaces.errors import HwnasError, UnknownNameError, unknown_name
 from predictors.graph.normalizer import _check_version
 from predictors.tflite_model import ModelSource
 
+class PredictionWarning(UserWarning):
+    """A prediction to take with care: a graph unlike the predictor's training graphs, custom
+    operators, or a spread as large as the value. ``hwnas predict`` prints each as one line."""
+
+
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
@@ -78,6 +83,9 @@ class Predictor:
             )
         self.manifest = manifest
         self.name: str = manifest.get("name", "perfsage")
+        # the operator types of the training graphs (None: a predictor from before they were recorded)
+        seen = manifest.get("op_types")
+        self.op_types_seen: frozenset[int] | None = frozenset(seen) if seen is not None else None
         self.label_names: list[str] = manifest["label_names"]
         self.normalizer = Normalizer.from_json(manifest["normalizer"])
         self.scaler = LabelScaler.from_json(manifest["label_scaler"])
@@ -217,17 +225,84 @@ class Predictor:
     def predict(self, tflite: ModelSource | Sequence[ModelSource], targets: Sequence[str] | None = None):
         """Predicts one model (a dict like ``hwnas predict --json``) or a list of models (a list).
 
+        A target that cannot run a model (an Ethos-U and a float model) gets
+        ``{"error": why}`` instead of metrics, in the words its ``measure`` would use. A model
+        unlike the training graphs, with custom operators, or predicted with a spread as
+        large as the value raises a :class:`PredictionWarning` naming it (``warnings``).
+
         Args:
             tflite: a path or bytes, or a list of them (predicted in batches).
             targets: restrict the output to these targets.
         """
-        from predictors.graph import graph_arrays
+        from predictors.graph._extract import model_arrays
 
         self._check_targets(targets)
         single = isinstance(tflite, (str, bytes, bytearray, memoryview, os.PathLike))
         items = [tflite] if single else list(tflite)
-        results = self.predict_arrays([graph_arrays(item) for item in items], targets)
+        loaded = [model_arrays(item) for item in items]
+        results = self.predict_arrays([arrays for arrays, _ in loaded], targets)
+        for item, (arrays, info), result in zip(items, loaded, results):
+            self._check_model(item, info, arrays, result)
         return results[0] if single else results
+
+    def novelty(self, arrays: dict[str, Any]) -> list[str]:
+        """What a graph has that none of this predictor's training graphs had: operator types
+        it never saw, features that were constant in training and differ here, graph
+        features more than the normaliser's clip (8 std) from the training mean."""
+        from predictors.graph import GRAPH_FEATURES, NODE_FEATURES, UNKNOWN_OP_TYPE
+        from predictors.graph.normalizer import CLIP
+        from predictors.tflite_model import builtin_operator_names
+
+        found = []
+        if self.op_types_seen is not None:
+            names = builtin_operator_names()
+            new = sorted(set(int(t) for t in arrays["op_type"]) - self.op_types_seen)
+            found += [f"operator {names.get(t, 'unknown') if t != UNKNOWN_OP_TYPE else 'unknown'}" for t in new]
+        for cols, values, features in ((self.normalizer.node, arrays["x"], NODE_FEATURES),
+                                       (self.normalizer.graph, arrays["u"], GRAPH_FEATURES)):
+            scaled = np.where(cols.log, np.log1p(np.maximum(values, 0)), values)
+            constant = cols.std == 0
+            differs = constant & np.any(np.abs(scaled - cols.mean) > 1e-6 * np.maximum(1.0, np.abs(cols.mean)),
+                                        axis=0)
+            found += [f"{features[i]} (constant in training)" for i in np.flatnonzero(differs)]
+            if features is GRAPH_FEATURES:
+                z = (scaled[0] - cols.mean) * cols.inverse_std()
+                found += [f"{features[i]} {z[i]:+.0f} std" for i in np.flatnonzero(~constant & (np.abs(z) > CLIP))]
+        return found
+
+    def _check_model(self, item: Any, info: Any, arrays: dict[str, Any], result: dict[str, dict]) -> None:
+        import warnings
+
+        from predictors import targets as registry
+
+        label = "model bytes" if isinstance(item, (bytes, bytearray, memoryview)) else str(item)
+        for target in list(result):
+            if target in registry.names():
+                reason = registry.get(target).refusal(info)
+                if reason:
+                    result[target] = {"error": reason}
+        custom = {}
+        for op in info.operators:
+            if op.opcode.startswith("CUSTOM"):
+                custom[op.opcode.removeprefix("CUSTOM:")] = custom.get(op.opcode.removeprefix("CUSTOM:"), 0) + 1
+        if custom:
+            warnings.warn(PredictionWarning(
+                f"{label}: custom operators, one node type for all of them, costs not modelled: "
+                + ", ".join(f"{name} x{n}" for name, n in sorted(custom.items()))), stacklevel=3)
+        spread = [f"{t}/{m} {v:.3g} +- {r[m + '_std']:.2g}" for t, r in result.items() for m, v in r.items()
+                  if not m.endswith("_std") and m != "error" and f"{m}_std" in r]
+        unseen = self.novelty(arrays) if spread else []  # nothing predicted: the refusal says it all
+        if unseen:
+            shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+            warnings.warn(PredictionWarning(
+                f"{label}: unlike every graph {self.name} was trained on ({shown}); the prediction is a guess: "
+                + "; ".join(spread)), stacklevel=3)
+        else:
+            wide = [s for (t, r) in result.items() for m, v in r.items() if not m.endswith("_std") and m != "error"
+                    and r.get(f"{m}_std", 0) > abs(v) for s in [f"{t}/{m} {v:.3g} +- {r[m + '_std']:.2g}"]]
+            if wide:
+                warnings.warn(PredictionWarning(f"{label}: a spread as large as the value: {'; '.join(wide)}"),
+                              stacklevel=3)
 
     def predict_arrays(self, arrays: Sequence[dict[str, Any]], targets: Sequence[str] | None = None) -> list[dict]:
         """:meth:`predict` of feature arrays (``predictors.graph.graph_arrays`` or the lowering's)."""
@@ -337,3 +412,18 @@ def load_predictor(name_or_path: str | os.PathLike) -> Predictor:
         raise HwnasError(f"{path}: cannot read the predictor ({exc})") from None
     manifest.setdefault("name", path.name)
     return Predictor(manifest, state)
+
+
+def shipped_predictors(targets: Sequence[str] | None = None) -> list[Predictor]:
+    """The shipped predictor of each target (default: every shipped one).
+
+    Raises:
+        HwnasError: a target with no shipped predictor (the message lists those shipped).
+    """
+    shipped = list_predictors()
+    wanted = list(targets or [n.removeprefix("perfsage-") for n in shipped])
+    for target in wanted:
+        if f"perfsage-{target}" not in shipped:
+            raise HwnasError(f"no shipped predictor for target {target!r}; shipped: "
+                             f"{', '.join(shipped) or 'none'} (or pass --predictor PATH)")
+    return [load_predictor(f"perfsage-{target}") for target in wanted]

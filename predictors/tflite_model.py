@@ -127,6 +127,7 @@ class ModelInfo:
     size_bytes: int
     num_subgraphs: int
     subgraphs: list[SubgraphInfo] = field(default_factory=list)
+    buffer_bytes: list[int] = field(default_factory=list)  # stored bytes of each buffer (sparse: the packed size)
 
     @property
     def operators(self) -> list[OperatorInfo]:
@@ -371,7 +372,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             opcodes.append(names.get(code, f"BUILTIN_{code}"))
     n_codes = len(codes)
 
-    buffer_has_data = []
+    buffer_has_data, buffer_bytes = [], []
     start, count = fb.vector(model, 12, 4, "buffers")
     for i in range(count):
         # Buffer {data: [ubyte], offset: ulong, size: ulong}, read from its vtable slots
@@ -388,13 +389,14 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
         if offset > 1 and offset + extern > size:
             raise InvalidModelError(f"corrupt TFLite flatbuffer (buffer {i} points past the end of the file)")
         buffer_has_data.append(length > 0 or (offset > 1 and extern > 0))
+        buffer_bytes.append(length if length > 0 else (extern if offset > 1 else 0))
     n_buffers = len(buffer_has_data)
 
     subgraphs = fb.tables(model, 8, "subgraphs")
     n_sub = len(subgraphs)
     if n_sub == 0:
         raise InvalidModelError("TFLite model has no subgraphs")
-    info = ModelInfo(size_bytes=size, num_subgraphs=n_sub)
+    info = ModelInfo(size_bytes=size, num_subgraphs=n_sub, buffer_bytes=buffer_bytes)
     buf = data
     for sg in subgraphs:
         tensors = []

@@ -328,6 +328,8 @@ def train_predictor(
         "label_scaler": scaler.to_json(),
         "init": str(init) if init else None,
         "few_shot": bool(few_shot),
+        # what Predictor.novelty calls unseen: operator types of no training graph
+        "op_types": training_op_types(train, base),
     }
     state = {f"member{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
     predictor = Predictor(manifest, state)
@@ -353,6 +355,14 @@ def train_predictor(
     if out:
         save_predictor(out, manifest, members)
     return predictor, report
+
+
+def training_op_types(train: list, base: Any = None) -> list[int]:
+    """The operator types of the training graphs (and of a few-shot base's training)."""
+    seen = set(int(t) for g in train for t in g.op_type.tolist())
+    if base is not None and base.op_types_seen is not None:
+        seen |= base.op_types_seen
+    return sorted(seen)
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -8,6 +8,12 @@ rather than becoming nodes: every node is then something that costs time on the
 hardware, and the node count equals the operator count.  Operators that call other
 subgraphs (WHILE, IF, CALL_ONCE, StableHLO regions) carry the total cost of what
 they call (operators, MACs, weight bytes), recursively.
+
+Weights stored in another form than the kernel reads are folded the same way: a
+``DEQUANTIZE`` of a constant (float16 weights, the common way float models ship) or a
+``DENSIFY`` of a sparse constant (and the chain of both) is part of its consumer's
+weights, recorded with the stored dtype and bytes, and makes no node; the converter
+runs such operators once, at load time, so they cost nothing per inference.
 """
 from __future__ import annotations
 
@@ -46,6 +52,14 @@ _DTYPE_SLOT = {d: i for i, d in enumerate(DTYPES)}
 _REDUCE_OVER_WEIGHTS = {"CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED"}  # weights [cout, ..., cin]
 _MAC_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV", "CONV_3D_TRANSPOSE",
             "FULLY_CONNECTED", "BATCH_MATMUL"}
+# Operators whose 2-D+ weight matrices are each applied once per output position.
+_RECURRENT_OPS = {"LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "RNN",
+                  "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
+# Weight conversions the runtime does once, when the model loads (a constant in, a constant out).
+_WEIGHT_OPS = {"DEQUANTIZE", "DENSIFY"}
+# Custom operators with a known cost: MediaPipe's transposed convolution with bias (inputs
+# input, weights [cout, kh, kw, cin], bias), which LiteRT's default XNNPACK delegate runs.
+_CUSTOM_TRANSPOSE_CONV = {"CUSTOM:Convolution2DTransposeBias"}
 
 
 def _prod(dims) -> float:
@@ -107,12 +121,55 @@ def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInf
         adj_x = op.options.get("AdjX", 0.0)
         k = a[-2] if adj_x and len(a) >= 2 else (a[-1] if a else 1)
         return out_elems * float(max(k, 1))
-    if weight is not None and any(len(c.shape) >= 2 for c in consts) and out.shape:
-        # Recurrent and other weighted ops (LSTM, RNN, ...): every 2-D+ weight matrix is
-        # applied once per output position (tokens = output elements / last dimension).
+    if kind in _CUSTOM_TRANSPOSE_CONV and len(op.inputs) > 1 and op.inputs[0] >= 0 and op.inputs[1] >= 0:
+        w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin]
+        return float(tensors[op.inputs[0]].num_elements) * float(_prod(w[:-1])) if len(w) == 4 else 0.0
+    if kind == "PRELU":  # one multiply per element (alpha broadcast over the shared axes)
+        return out_elems if weight is not None else 0.0
+    if kind in _RECURRENT_OPS and weight is not None and out.shape:
+        # every 2-D+ weight matrix is applied once per output position (tokens = output
+        # elements / last dimension)
         tokens = out_elems / float(max(out.shape[-1], 1))
         return tokens * float(sum(c.num_elements for c in consts if len(c.shape) >= 2))
     return 0.0
+
+
+def fold_weight_ops(sg: SubgraphInfo, buffer_bytes: list[int] | None = None,
+                    ) -> tuple[list[OperatorInfo], list[TensorInfo]]:
+    """A subgraph's operators without the weight conversions (``DEQUANTIZE``/``DENSIFY`` of
+    a constant, chained), and its tensors with each converted weight as a constant of the
+    stored dtype and size: what the extractor makes nodes and weights of.
+
+    ``buffer_bytes`` (:attr:`ModelInfo.buffer_bytes`) gives a sparse weight its packed
+    size; without it a weight counts its dense size in the stored dtype.
+    """
+    tensors = sg.tensors
+    folded: dict[int, TensorInfo] = {}
+    for op in sg.operators:
+        if op.opcode not in _WEIGHT_OPS or len(op.outputs) != 1 or op.outputs[0] < 0:
+            continue
+        ins = [t for t in op.inputs if t >= 0]
+        if len(ins) != 1:
+            continue
+        src = folded.get(ins[0]) or tensors[ins[0]]
+        if not src.is_constant:
+            continue
+        out = tensors[op.outputs[0]]
+        stored = src.nbytes
+        if buffer_bytes and 0 < src.buffer < len(buffer_bytes) and buffer_bytes[src.buffer] > 0:
+            stored = float(buffer_bytes[src.buffer])
+        weight = TensorInfo(out.index, out.name, src.dtype, out.shape, src.buffer, True, src.quantized,
+                            out.shape_signature, src.per_channel)
+        weight.__dict__["nbytes"] = stored
+        folded[out.index] = weight
+    if not folded:
+        return sg.operators, tensors
+    tensors = list(tensors)
+    for index, weight in folded.items():
+        tensors[index] = weight
+    ops = [op for op in sg.operators
+           if not (op.opcode in _WEIGHT_OPS and op.outputs and op.outputs[0] in folded)]
+    return ops, tensors
 
 
 _REDUCTIONS = {"MEAN", "SUM"}
@@ -169,12 +226,12 @@ class _Subgraphs:
             return self.memo[index]
         if index in stack or not 0 <= index < len(self.info.subgraphs):
             return (0.0, 0.0, 0.0)  # recursion (a subgraph calling itself) counts once
-        sg = self.info.subgraphs[index]
+        operators, tensors = fold_weight_ops(self.info.subgraphs[index], self.info.buffer_bytes)
         ops = macs = weights = 0.0
-        for op in sg.operators:
-            act_in, consts, out = _split(op, sg.tensors)
+        for op in operators:
+            act_in, consts, out = _split(op, tensors)
             ops += 1
-            macs += _op_macs(op, sg.tensors, act_in, consts, out)
+            macs += _op_macs(op, tensors, act_in, consts, out)
             weights += sum(c.nbytes for c in consts)
             for called in op.called_subgraphs:
                 c_ops, c_macs, c_w = self.cost(called, stack | {index})
@@ -218,7 +275,7 @@ def _dtype_slot(dtype: str | None) -> int:
 def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     """Numpy arrays of the graph: ``x``, ``op_type``, ``edge_index``, ``edge_attr``, ``u``."""
     sg: SubgraphInfo = info.subgraphs[0]
-    tensors, ops = sg.tensors, sg.operators
+    ops, tensors = fold_weight_ops(sg, info.buffer_bytes)
     n = len(ops)
     x = np.zeros((n, len(NODE_FEATURES)), dtype=np.float64)
     op_type = np.empty(n, dtype=np.int64)
@@ -398,6 +455,11 @@ def graph_arrays(source: ModelSource) -> dict[str, Any]:
     Raises:
         InvalidModelError: missing, empty, truncated, corrupt or non-TFLite input.
     """
+    return model_arrays(source)[0]
+
+
+def model_arrays(source: ModelSource) -> tuple[dict[str, Any], ModelInfo]:
+    """:func:`graph_arrays` and the :class:`ModelInfo` they were extracted from."""
     _, info = load_model(source, with_options=True)
     if not info.operators:  # only other subgraphs have operators: nothing runs
         label = "model bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
@@ -408,7 +470,7 @@ def graph_arrays(source: ModelSource) -> dict[str, Any]:
         # one reduction: NaN propagates through maximum, so "not <= _CLIP" catches it too
         if not np.maximum.reduce(np.abs(a), axis=None, initial=0.0) <= _CLIP:
             arrays[key] = np.clip(np.nan_to_num(a, nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)
-    return arrays
+    return arrays, info
 
 
 def to_data(arrays: dict[str, Any]):

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 
-FEATURE_SCHEMA = 3
+FEATURE_SCHEMA = 4
+# 4: weight conversions (DEQUANTIZE / DENSIFY of a constant) folded into their consumer's
+#    weights; MACs of PRELU (one per element), recurrent ops only for the per-token weight
+#    rule, MediaPipe's Convolution2DTransposeBias. Same columns; every graph of the
+#    committed dataset has the same features as under schema 3 (benchmarks/graph_extract.py).
 
 # Operator-type vocabulary: the builtin code itself (0..254; CUSTOM is 32, one bucket
 # for every custom op); codes the schema does not know yet share the last bucket.

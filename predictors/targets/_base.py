@@ -37,6 +37,14 @@ class Target(ABC):
             TargetError: the tool itself failed on the model.
         """
 
+    def refusal(self, model: Any) -> str | None:
+        """Why this target cannot run a model, before any tool sees it; None if it may.
+
+        ``model`` is a :class:`~predictors.tflite_model.ModelInfo`. A predictor of this
+        target refuses to predict what this refuses to measure, with the same words.
+        """
+        return None
+
     def settings(self) -> dict[str, Any]:
         """How this target measures (recorded with every label)."""
         return {}

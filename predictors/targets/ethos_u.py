@@ -86,14 +86,18 @@ class EthosUTarget(Target):
             "energy_model": self.energy_model,
         }
 
+    def refusal(self, model: Any) -> str | None:
+        if model.is_integer_quantized:
+            return None
+        return (f"{self.name}: Vela needs an int8 (or int16) quantised model, this one is float; "
+                "export it with hwnas.export.to_tflite(model, quantize='int8')")
+
     def run_vela(self, tflite: ModelSource) -> tuple[dict[str, float], dict[str, int]]:
         """Compiles the model with Vela; returns its summary CSV row and operator counts."""
         data, info = load_model(tflite)
-        if not info.is_integer_quantized:
-            raise UnsupportedModelError(
-                f"{self.name}: Vela needs an int8 (or int16) quantised model, this one is float; "
-                "export it with hwnas.export.to_tflite(model, quantize='int8')"
-            )
+        refused = self.refusal(info)
+        if refused:
+            raise UnsupportedModelError(refused)
         from ethosu.vela import vela
 
         with tempfile.TemporaryDirectory(prefix="hwnas-vela-") as tmp:

@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from predictors import targets
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def hwnas(*args: str) -> subprocess.CompletedProcess:
@@ -108,3 +111,42 @@ def test_graph_json_and_table(int8_model_path, tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00\x01")
     assert "not a TFLite flatbuffer" in _error(hwnas("graph", str(bad), "--json"))
+
+
+THIRD_PARTY = REPO / "tests" / "data" / "thirdparty"
+
+
+def test_predict_a_float_file_refuses_the_npus_and_warns_what_it_has_never_seen():
+    """A real float16 file (MediaPipe, tests/data/thirdparty) with a custom op: the Ethos-U
+    predictors refuse it in `measure`'s words, the CPU one predicts it and says it is a guess."""
+    path = str(THIRD_PARTY / "selfie_segmentation.tflite")
+    proc = hwnas("predict", path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)  # stdout: the JSON alone
+    assert result["cpu-litert"]["latency_ms"] > 0 and result["cpu-litert"]["latency_ms_std"] > 0
+    for npu in ("ethos-u55-128", "ethos-u65-256"):
+        assert "Vela needs an int8" in result[npu]["error"] and set(result[npu]) == {"error"}
+    warnings = proc.stderr.strip().splitlines()
+    assert all(w.startswith("warning: ") for w in warnings) and "Traceback" not in proc.stderr
+    assert any("custom operators" in w and "Convolution2DTransposeBias x1" in w for w in warnings)
+    guess = [w for w in warnings if "unlike every graph perfsage-cpu-litert was trained on" in w]
+    assert guess and "operator RESIZE_BILINEAR" in guess[0] and "cpu-litert/latency_ms" in guess[0]
+    assert sum("not predicted: ethos-u" in w for w in warnings) == 2
+
+    table = hwnas("predict", path, "--target", "cpu-litert")
+    assert table.returncode == 0 and "latency_ms" in table.stdout and "ethos-u" not in table.stdout
+
+    line = _error(hwnas("predict", path, "--target", "ethos-u55-128", "--json"))  # nothing it can predict
+    assert "ethos-u55-128: Vela needs an int8" in line
+
+
+def test_predict_an_in_space_network_warns_nothing(tmp_path):
+    import search_spaces
+    from hwnas.export import to_tflite
+
+    space = search_spaces.get("keyword_spotting")
+    path = tmp_path / "kws.tflite"
+    path.write_bytes(to_tflite(space.build(space.sample(3)), num_samples=2))
+    proc = hwnas("predict", str(path))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.count("latency_ms") == 3  # U55, U65, CPU

@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,10 +40,11 @@ def exported(name: str, quantize: str) -> bytes:
 def check_graph(data, tflite: bytes) -> None:
     """What every extracted graph must satisfy."""
     info = inspect_model(tflite, with_options=True)
-    n = len(info.operators)
+    kept = running_operators(info)
+    n = len(kept)
     assert data.num_nodes == n and data.x.shape == (n, len(NODE_FEATURES))
     assert data.u.shape == (1, len(GRAPH_FEATURES))
-    assert data.op_type.tolist() == [min(op.code, UNKNOWN_OP_TYPE) for op in info.operators]
+    assert data.op_type.tolist() == [min(op.code, UNKNOWN_OP_TYPE) for op in kept]
     assert torch.isfinite(data.x).all() and torch.isfinite(data.u).all() and torch.isfinite(data.edge_attr).all()
     assert data.edge_index.shape[0] == 2 and data.edge_attr.shape == (data.edge_index.shape[1], 1)
     if data.edge_index.numel():
@@ -52,6 +54,19 @@ def check_graph(data, tflite: bytes) -> None:
     assert data.feature_version == FEATURE_VERSION
     assert data.u[0, GCOL["num_operators"]] == n
     assert_options_match_the_schema_classes(info, tflite)
+
+
+def running_operators(info) -> list:
+    """The operators that run per inference: all but the weight conversions (a DEQUANTIZE or
+    DENSIFY whose input is a constant or another such conversion's output)."""
+    constant = {t.index for t in info.tensors if t.is_constant}
+    kept = []
+    for op in info.operators:
+        if op.opcode in ("DEQUANTIZE", "DENSIFY") and len(op.inputs) == 1 and op.inputs[0] in constant:
+            constant.update(op.outputs)
+        else:
+            kept.append(op)
+    return kept
 
 
 def assert_options_match_the_schema_classes(info, tflite: bytes) -> None:
@@ -376,3 +391,82 @@ def test_scratch_bytes_equal_the_interpreters_own_scratch_tensors(stride):
     peak = float(u[GCOL["peak_activation_scratch_bytes"]] + u[GCOL["persistent_scratch_bytes"]])
     assert float(u[GCOL["peak_activation_bytes"]]) < 0.5 * planned
     assert peak == pytest.approx(planned, rel=0.1)
+
+
+# --- every regime a real file comes in (schema 4) -------------------------------------------------
+
+THIRD_PARTY = Path(__file__).resolve().parents[1] / "data" / "thirdparty"
+THIRD_PARTY_FILES = sorted(THIRD_PARTY.glob("*.tflite"))
+
+
+def independent_macs(data: bytes) -> int:
+    """MACs counted through the `tflite` package's own schema classes (not our reader):
+    convolutions, depthwise, fully connected, transposed convolutions (MediaPipe's custom one
+    too), and PReLU's one multiply per element."""
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(data, 0)
+    sg = model.Subgraphs(0)
+
+    def shape(i):
+        t = sg.Tensors(i)
+        return [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
+
+    total = 0
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        kind = code.CustomCode().decode() if builtin == tflite.BuiltinOperator.CUSTOM else builtin
+        ins, out = op.InputsAsNumpy(), int(np.prod(shape(op.Outputs(0))))
+        if kind == tflite.BuiltinOperator.CONV_2D:
+            total += out * int(np.prod(shape(ins[1])[1:]))
+        elif kind == tflite.BuiltinOperator.DEPTHWISE_CONV_2D:
+            total += out * int(np.prod(shape(ins[1])[1:3]))
+        elif kind == tflite.BuiltinOperator.FULLY_CONNECTED:
+            total += out * shape(ins[1])[-1]
+        elif kind == tflite.BuiltinOperator.PRELU:
+            total += out
+        elif kind == "Convolution2DTransposeBias":
+            total += int(np.prod(shape(ins[0]))) * int(np.prod(shape(ins[1])[:-1]))
+    return total
+
+
+@pytest.mark.parametrize("path", THIRD_PARTY_FILES, ids=lambda p: p.stem)
+def test_third_party_files_fold_weight_conversions_and_count_macs_independently(path):
+    """MediaPipe's shipped models (float16 weights, sparse weights, a custom op; see
+    tests/data/thirdparty/README.md): every DEQUANTIZE / DENSIFY of a constant is part of its
+    consumer's weights, and the MACs equal a count made through the `tflite` package."""
+    data = path.read_bytes()
+    info = inspect_model(data)
+    conversions = sum(op.opcode in ("DEQUANTIZE", "DENSIFY") for op in info.operators)
+    graph = from_tflite(data)
+    check_graph(graph, data)
+    assert graph.num_nodes == len(info.operators) - conversions
+    assert graph.u[0, GCOL["total_macs"]].item() == pytest.approx(independent_macs(data), rel=1e-6)
+    half = graph.x[:, COL["weight_dtype_float16"]] == 1
+    if conversions:  # float16 weights, recorded as such: their stored bytes (the sparse ones packed), which
+        # the file holds; at the float32 they are dequantised to they would be twice the file
+        assert half.any() and graph.u[0, GCOL["total_weight_bytes"]] <= len(data)
+    assert not (graph.op_type == 6).any()  # DEQUANTIZE: no node left
+
+
+def test_one_network_in_every_regime_has_one_graph_structure_and_one_mac_count():
+    """float32, float16 weights, dynamic range, int8 and int16x8 exports of one network:
+    the same operators in the same order, the same MACs per node; only dtypes differ."""
+    model = zoo.KERAS_ZOO["resnet8"]()
+    graphs = {q: from_tflite(to_tflite(model, quantize=q, num_samples=2))
+              for q in ("float32", "float16", "dynamic", "int8", "int16x8")}
+    ref = graphs["int8"]
+    for regime, g in graphs.items():
+        assert g.op_type.tolist() == ref.op_type.tolist(), regime
+        assert torch.equal(g.x[:, COL["macs"]], ref.x[:, COL["macs"]]), regime
+        assert torch.equal(g.edge_index, ref.edge_index), regime
+    convs = ref.op_type == 3  # CONV_2D
+    assert (graphs["float16"].x[convs, COL["weight_dtype_float16"]] == 1).all()
+    # dynamic range: int8 weights (the converter leaves those under 1,024 elements float), float activations
+    hybrid = graphs["dynamic"].x[convs]
+    assert (hybrid[:, COL["weight_dtype_int8"]] == 1).sum() >= 5 and (hybrid[:, COL["in_dtype_float32"]] == 1).all()
+    # float16 weights take half the bytes of float32 ones
+    ratio = graphs["float16"].u[0, GCOL["total_weight_bytes"]] / graphs["float32"].u[0, GCOL["total_weight_bytes"]]
+    assert ratio == pytest.approx(0.5, rel=0.02)

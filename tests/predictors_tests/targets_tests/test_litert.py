@@ -59,3 +59,16 @@ def test_unresolved_custom_operator_is_a_target_error(fast_target, int8_model):
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with pytest.raises(TargetError, match="LiteRT cannot run this model"):
         fast_target.measure(bytes(builder.Output()))
+
+
+def test_a_custom_op_the_default_delegate_runs_is_timed_and_its_arena_says_why_not(fast_target):
+    """MediaPipe's selfie segmentation (tests/data/thirdparty): Convolution2DTransposeBias is
+    XNNPACK's, so the interpreter with its default delegates runs the file as a user would;
+    the arena's set-up (built-in kernels alone) cannot, and the label says so instead of a number."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "data" / "thirdparty" / "selfie_segmentation.tflite"
+    measured = fast_target.measure(path)
+    assert measured["latency_ms"] > 0 and measured["model_kib"] == pytest.approx(path.stat().st_size / 1024)
+    assert "arena_kib" not in measured
+    assert "no delegates" in measured["arena_error"] and "Convolution2DTransposeBias" in measured["arena_error"]

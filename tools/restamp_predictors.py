@@ -1,0 +1,78 @@
+"""Carry the shipped predictors over to a new FEATURE_VERSION whose features are unchanged
+on their training data, instead of retraining them to the same weights.
+
+    python tools/restamp_predictors.py [--data data/edgedlperf] [NAME ...]
+
+A new extractor version (an operator it now folds, a MAC rule for an operator the
+spaces do not use) can leave every committed graph's features as they were. Then the
+predictors trained on them are what retraining would give again, and this proves it
+before writing anything: for each predictor it rebuilds the training split the way
+``hwnas train`` made it (``split_by_network``, seed 0, the predictor's targets), checks
+its size against the manifest, refits the normaliser on it with this extractor and
+requires every scaling statistic to equal the shipped one. Only then does it write the
+new feature version (and the training graphs' operator types, ``op_types``) into the
+manifest; the weights are not touched. A predictor that fails the check must be
+retrained (benchmarks/predictor_accuracy.py ... --save-dir predictors/pretrained).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from predictors.graph import FEATURE_VERSION, Normalizer
+from predictors.predictor import MANIFEST, PRETRAINED_DIR, list_predictors
+from predictors.train import load_graphs, split_by_network, training_op_types
+
+
+def same_scaling(fitted: dict, shipped: dict) -> str | None:
+    for part in ("node", "edge", "graph"):
+        for key in ("log", "mean", "std"):
+            a, b = np.asarray(fitted[part][key], np.float64), np.asarray(shipped[part][key], np.float64)
+            if a.shape != b.shape or not np.array_equal(a, b):
+                worst = np.flatnonzero(a != b)[:3] if a.shape == b.shape else "shape"
+                return f"normaliser {part}.{key} differs (columns {worst})"
+    return None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="default: every shipped predictor")
+    parser.add_argument("--data", default="data/edgedlperf")
+    args = parser.parse_args(argv)
+    failed = 0
+    for name in args.names or list_predictors():
+        path = PRETRAINED_DIR / name / MANIFEST
+        manifest = json.loads(path.read_text())
+        if manifest["feature_version"] == FEATURE_VERSION:
+            print(f"{name}: already {FEATURE_VERSION}")
+            continue
+        report = manifest["training"]
+        graphs, names = load_graphs([args.data], manifest["targets"])  # as hwnas train loaded them
+        if names != manifest["label_names"]:
+            print(f"{name}: labels {names} != {manifest['label_names']}: retrain it")
+            failed += 1
+            continue
+        train, _, _ = split_by_network(graphs, 0, test_spaces=report.get("test_spaces"))
+        if len(train) != report["split"]["train"]:
+            print(f"{name}: {len(train)} training graphs, the manifest says {report['split']['train']}: retrain it")
+            failed += 1
+            continue
+        problem = same_scaling(Normalizer.fit(train).to_json(), manifest["normalizer"])
+        if problem:
+            print(f"{name}: {problem} on its {len(train)} training graphs: the features changed, retrain it")
+            failed += 1
+            continue
+        old = manifest["feature_version"]
+        manifest["feature_version"] = manifest["normalizer"]["feature_version"] = FEATURE_VERSION
+        manifest["op_types"] = training_op_types(train)
+        path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        print(f"{name}: {old} -> {FEATURE_VERSION}: the normaliser refit on its {len(train)} training graphs "
+              f"equals the shipped one; {len(manifest['op_types'])} operator types")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
