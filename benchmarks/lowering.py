@@ -82,7 +82,8 @@ def stored_rows(data: Path, limit: int | None):
     with DatasetStore(data) as store:
         sizes = {r["arch_id"]: r["tflite_bytes"] for r in store.network_rows()}
         for space in SPACES:
-            for i, row in enumerate(store.rows([space])):
+            rows = (row for row in store.rows([space]) if row["quantize"] == "int8")  # the lowering's regime
+            for i, row in enumerate(rows):
                 if limit is not None and i >= limit:
                     break
                 yield space, row, sizes[row["arch_id"]]

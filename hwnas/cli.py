@@ -110,10 +110,11 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     stats = build_dataset(
         args.out, args.space, args.num, args.target, workers=args.workers, backend=args.backend,
         seed=args.seed, address=args.address, space_options=_space_options(args.space_option),
-        timeout_s=args.timeout, progress=not args.quiet,
+        timeout_s=args.timeout, progress=not args.quiet, quantize=args.quantize or ["int8"],
         command={k: v for k, v in vars(args).items() if k != "func"},
     )
-    print(f"{args.space}: {stats['added']} networks added, {stats['failed']} failed, "
+    more = f" (and {stats['added_samples']} samples in other regimes)" if stats["added_samples"] else ""
+    print(f"{args.space}: {stats['added']} networks added{more}, {stats['failed']} failed, "
           f"{stats['labelled']} relabelled; {stats['total']} in {args.out}")
     return 0
 
@@ -159,11 +160,14 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
         _print_json(info)
         return 0
     unsealed = f", {info['unsealed_networks']} not sealed yet" if info["unsealed_networks"] else ""
-    print(f"{args.dir}: {info['samples']} networks, {info['runs']} run(s), {info['shards']} shard(s){unsealed}, "
-          f"{info['size_bytes'] / 1e6:.1f} MB")
-    targets = sorted({t for counts in info["by_space"].values() for t in counts})
+    print(f"{args.dir}: {sum(info['networks_by_space'].values())} networks ({info['samples']} samples), "
+          f"{info['runs']} run(s), {info['shards']} shard(s){unsealed}, {info['size_bytes'] / 1e6:.1f} MB")
+    regimes = info["regimes"]  # the other regimes' samples: one row each, all spaces together
+    targets = sorted({t for c in [*info["by_space"].values(), *(r["labels"] for r in regimes.values())] for t in c})
     rows = [(space, info["networks_by_space"].get(space, 0), *[counts.get(t, 0) for t in targets])
             for space, counts in info["by_space"].items()]
+    rows += [(f"({q}: {', '.join(f'{s} {n}' for s, n in r['samples'].items())})", sum(r["samples"].values()),
+              *[r["labels"].get(t, 0) for t in targets]) for q, r in regimes.items()]
     if rows:
         print(format_table(rows, ("space", "networks", *targets)))
     if info["failures"]:
@@ -179,24 +183,9 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
 
 def _archs(args: argparse.Namespace) -> list:
     """The archs of ``--arch JSON`` (repeatable) and ``--archs FILE.jsonl``, in order."""
-    archs = []
-    for k, text in enumerate(args.arch or [], start=1):
-        try:
-            archs.append(json.loads(text))
-        except ValueError as exc:
-            raise HwnasError(f"--arch #{k} is not JSON ({exc.msg} at character {exc.pos})") from None
-    if args.archs:
-        try:
-            lines = Path(args.archs).read_text().splitlines()
-        except OSError as exc:
-            raise HwnasError(f"{args.archs}: cannot read ({exc.strerror})") from None
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                archs.append(json.loads(line))
-            except ValueError as exc:
-                raise HwnasError(f"{args.archs}: line {n} is not JSON ({exc.msg})") from None
+    from search_spaces import read_archs
+
+    archs = read_archs(args.arch or [], args.archs)
     if not archs:
         raise HwnasError("give the archs to predict: --arch JSON (repeatable) or --archs FILE.jsonl")
     return archs
@@ -280,7 +269,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     rows = []
     for target, metrics in report["test"].items():
-        if target == "by_space":
+        if target in ("by_space", "by_regime"):
             continue
         for metric, s in metrics.items():
             rows.append((target, metric, s["mape"], s["acc10"], s["spearman"], s["n"], s.get("within_2std", "")))
@@ -300,7 +289,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for target, metrics in report.items():
-        if target == "by_space":
+        if target in ("by_space", "by_regime"):
             continue
         for metric, s in metrics.items():
             rows.append((target, metric, s["mape"], s["acc10"], s["spearman"], s["n"]))
@@ -541,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (ray.init(address=...)); default: local")
     p.add_argument("--seed", type=int, default=0, metavar="X", help="sampling seed (default 0)")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="per-network limit in seconds")
+    p.add_argument("--quantize", nargs="+", metavar="Q", help="export regimes, each network in each (int8 always; "
+                   "int16x8, float32, float16, dynamic: samples <arch_id>@<regime>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = dsub.add_parser("import", help="a CSV of measured networks (your device) as a dataset")
     p.set_defaults(func=cmd_dataset_import)

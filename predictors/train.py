@@ -66,20 +66,33 @@ def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] |
 
 def split_by_network(graphs: list, seed: int = 0, fractions=(0.8, 0.1, 0.1),
                      test_spaces: Sequence[str] | None = None) -> tuple[list, list, list]:
-    """Deterministic split by arch_id; with ``test_spaces``, those spaces are the test set."""
-    def rank(g) -> str:
-        return hashlib.sha1(f"{seed}:{g.arch_id}".encode()).hexdigest()
+    """Deterministic split by network: the samples of one network (its regimes, keys
+    ``<arch_id>@<regime>``) share a split. With ``test_spaces``, those spaces are the test set."""
+    from predictors.dataset.store import split_key
+
+    def rank(arch_id: str) -> str:
+        return hashlib.sha1(f"{seed}:{arch_id}".encode()).hexdigest()
+
+    def parts(pool: list, cuts: list[int]) -> list[list]:
+        """``pool`` cut by network rank at ``cuts`` networks; each part in rank order."""
+        networks = sorted({split_key(g.arch_id)[0] for g in pool}, key=rank)
+        part_of = {a: sum(k >= c for c in cuts) for k, a in enumerate(networks)}
+        out: list[list] = [[] for _ in range(len(cuts) + 1)]
+        for g in sorted(pool, key=lambda g: (rank(split_key(g.arch_id)[0]), g.arch_id)):
+            out[part_of[split_key(g.arch_id)[0]]].append(g)
+        return out
 
     if test_spaces:
         test = [g for g in graphs if g.space in test_spaces]
-        rest = sorted((g for g in graphs if g.space not in test_spaces), key=rank)
-        n_val = max(1, int(round(len(rest) * fractions[1] / (fractions[0] + fractions[1]))))
-        return rest[n_val:], rest[:n_val], test
-    ordered = sorted(graphs, key=rank)
-    n = len(ordered)
+        rest = [g for g in graphs if g.space not in test_spaces]
+        n = len({split_key(g.arch_id)[0] for g in rest})
+        val, train = parts(rest, [max(1, int(round(n * fractions[1] / (fractions[0] + fractions[1]))))])
+        return train, val, test
+    n = len({split_key(g.arch_id)[0] for g in graphs})
     n_test = max(1, int(round(n * fractions[2])))
     n_val = max(1, int(round(n * fractions[1])))
-    return ordered[n_test + n_val:], ordered[n_test:n_test + n_val], ordered[:n_test]
+    test, val, train = parts(graphs, [n_test, n_test + n_val])
+    return train, val, test
 
 
 def _prepare(graphs: list, normalizer, scaler) -> list:
@@ -187,7 +200,8 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
 
 
 def evaluate_graphs(predictor, graphs: list) -> dict[str, Any]:
-    """Scores per target and metric, and per search space, like ``hwnas evaluate --json``."""
+    """Scores per target and metric, per search space and (when the graphs come in several
+    export regimes) per regime, like ``hwnas evaluate --json``."""
     if not graphs:
         return {}
     mean, std = predictor.predict_graphs(graphs)
@@ -196,8 +210,10 @@ def evaluate_graphs(predictor, graphs: list) -> dict[str, Any]:
     y_names = getattr(graphs[0], "label_names", None) or names
     y = np.concatenate([g.y.numpy() for g in graphs]).astype(np.float64)
     spaces = np.array([getattr(g, "space", "?") for g in graphs])
+    regimes = np.array([getattr(g, "quantize", "int8") for g in graphs])
     report: dict[str, Any] = {}
     by_space: dict[str, Any] = {}
+    by_regime: dict[str, Any] = {}
     for i, name in enumerate(names):
         if name not in y_names:
             continue
@@ -207,7 +223,12 @@ def evaluate_graphs(predictor, graphs: list) -> dict[str, Any]:
         for s in sorted(set(spaces)):
             k = spaces == s
             by_space.setdefault(s, {}).setdefault(t, {})[m] = scores(mean[k, i], y[k, j], std[k, i])
+        for q in sorted(set(regimes)) if len(set(regimes)) > 1 else []:
+            k = regimes == q
+            by_regime.setdefault(q, {}).setdefault(t, {})[m] = scores(mean[k, i], y[k, j], std[k, i])
     report["by_space"] = by_space
+    if by_regime:
+        report["by_regime"] = by_regime
     return report
 
 
@@ -339,7 +360,7 @@ def train_predictor(
     report = {
         "test": evaluate_graphs(predictor, test),
         "test_within_2std_unscaled": {t: {m: s.get("within_2std") for m, s in ms.items()}
-                                      for t, ms in raw_test.items() if t != "by_space"},
+                                      for t, ms in raw_test.items() if t not in ("by_space", "by_regime")},
         "split": {"train": len(train), "val": len(val), "test": len(test)},
         "spaces": sorted({g.space for g in graphs}),
         "test_spaces": list(test_spaces) if test_spaces else None,

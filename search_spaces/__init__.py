@@ -25,6 +25,7 @@ from search_spaces._base import (
     get,
     list_spaces,
     names,
+    read_archs,
     register_space,
 )
 from search_spaces._quiet import import_keras, import_tensorflow
@@ -61,5 +62,6 @@ __all__ = [
     "import_tensorflow",
     "list_spaces",
     "names",
+    "read_archs",
     "register_space",
 ]

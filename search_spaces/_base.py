@@ -21,9 +21,11 @@ import fnmatch
 import hashlib
 import json
 import numbers
+import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 from search_spaces.errors import HwnasError, unknown_name
@@ -542,3 +544,31 @@ def from_encoded(encoded: Any) -> tuple[SearchSpace, Arch]:
         raise InvalidArchError(f"encoded arch: 'options' must be a dict, got {options!r}")
     space = get(encoded["space"], **options)
     return space, space.decode(encoded)
+
+
+def read_archs(texts: Sequence[str] = (), jsonl: str | os.PathLike | None = None) -> list[Any]:
+    """Archs given as JSON texts (``--arch``) and as a JSON-lines file (``--archs``), in order.
+
+    Raises:
+        HwnasError: a text or line that is not JSON (which one: ``--arch #k`` or the line
+            number), or a file that cannot be read.
+    """
+    archs = []
+    for k, text in enumerate(texts, start=1):
+        try:
+            archs.append(json.loads(text))
+        except ValueError as exc:
+            raise HwnasError(f"--arch #{k} is not JSON ({exc.msg} at character {exc.pos})") from None
+    if jsonl:
+        try:
+            lines = Path(jsonl).read_text().splitlines()
+        except OSError as exc:
+            raise HwnasError(f"{jsonl}: cannot read ({exc.strerror})") from None
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                archs.append(json.loads(line))
+            except ValueError as exc:
+                raise HwnasError(f"{jsonl}: line {n} is not JSON ({exc.msg})") from None
+    return archs

@@ -23,8 +23,8 @@ def label_network(task: dict[str, Any]) -> dict[str, Any]:
     """Exports one arch and measures it on the requested targets.
 
     Args:
-        task: ``encoded`` (SearchSpace.encode record), ``seed`` (weights), ``targets``
-            (names), ``expected_sha256`` (when re-exporting a stored network to add
+        task: ``encoded`` (SearchSpace.encode record), ``seed`` (weights), ``quantize``
+            (the export regime, default int8), ``targets`` (names), ``expected_sha256`` (when re-exporting a stored network to add
             labels: the file must be the one stored), ``store`` (return the graph).
 
     Returns:
@@ -42,7 +42,7 @@ def label_network(task: dict[str, Any]) -> dict[str, Any]:
     try:
         space, arch = from_encoded(task["encoded"])
         model = space.build(arch, seed=int(task["seed"]))
-        tflite = to_tflite(model, quantize="int8", seed=int(task["seed"]))
+        tflite = to_tflite(model, quantize=task.get("quantize", "int8"), seed=int(task["seed"]))
     except HwnasError as exc:
         result["reason"] = f"export error: {str(exc)[:300]}"
         return result

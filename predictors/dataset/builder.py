@@ -10,7 +10,11 @@ new shards when it ends (and every ``SEAL_EVERY`` networks); a killed run leaves
 the working store, which the next run continues and seals.  Targets missing on the space's first ``num`` stored
 networks are labelled too (the network is exported again from its arch and seed,
 and must reproduce the stored file's SHA-256), so ``--num 1000 --target cpu-litert``
-on a 2,500-network dataset labels 1,000 of them.
+on a 2,500-network dataset labels 1,000 of them.  ``quantize`` names export regimes
+besides int8 (float32, float16, dynamic, int16x8): each of the space's first ``num``
+networks is exported in each of them too, same arch and weights, and stored and
+labelled as a sample of its own (key ``<arch_id>@<regime>``, :func:`store.sample_key`);
+a target that cannot run a regime (an Ethos-U and a float file) records why.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import numpy as np
 
 from search_spaces.errors import HwnasError
 
-from predictors.dataset.store import SEAL_EVERY, DatasetStore
+from predictors.dataset.store import DEFAULT_REGIME, SEAL_EVERY, DatasetStore, sample_key, split_key
 
 MAX_FAILURE_SHARE = 0.5  # give up when more than half of the candidates fail ...
 MIN_ATTEMPTS_BEFORE_GIVING_UP = 40  # ... after at least this many
@@ -88,6 +92,7 @@ def build_dataset(
     progress: bool = True,
     command: dict[str, Any] | None = None,
     seal_every: int | None = None,
+    quantize: list[str] | tuple[str, ...] = (DEFAULT_REGIME,),
 ) -> dict[str, Any]:
     """Grows ``out`` to ``num`` healthy networks of ``space_name``, labelled on ``targets``.
 
@@ -107,6 +112,12 @@ def build_dataset(
         raise HwnasError("name at least one --target")
     for t in targets:
         registry.get(t)  # unknown names fail here, before any work
+    from search_spaces.export import QUANTIZE_MODES
+
+    bad = [q for q in quantize if q not in QUANTIZE_MODES]
+    if bad or not quantize:
+        raise HwnasError(f"unknown quantize mode {bad[0] if bad else ''!r}; choose from: {', '.join(QUANTIZE_MODES)}")
+    regimes = [q for q in dict.fromkeys(quantize) if q != DEFAULT_REGIME]  # int8 is always built: the network
     space = search_spaces.get(space_name, **(space_options or {}))
     if "cpu-litert" in targets and workers > 1:
         print("hwnas: warning: cpu-litert latency measured by parallel workers is disturbed by the others; "
@@ -115,24 +126,28 @@ def build_dataset(
     store = DatasetStore(out, create=True)
     try:
         run_id = store.start_run("build", command or {"space": space_name, "num": num, "targets": targets,
-                                                     "seed": seed}, provenance(targets))
+                                                     "seed": seed, "quantize": list(quantize)},
+                                 provenance(targets))
         from predictors.dataset._pool import make_pool
 
         pool = make_pool(backend, workers, address, timeout_s)
-        stats = {"added": 0, "failed": 0, "labelled": 0}
+        stats = {"added": 0, "added_samples": 0, "failed": 0, "labelled": 0}
 
         # 1. stored networks that miss some requested target
         relabel: dict[str, dict] = {}
         first = set(store.first(space.name, num))
         for t in targets:
-            for arch_id, arch, wseed, sha in store.unlabelled(space.name, t):
-                if arch_id not in first:
-                    continue  # a target is added to the space's first ``num`` networks only
-                entry = relabel.setdefault(arch_id, {"arch": arch, "seed": wseed, "sha": sha, "targets": []})
+            for key, arch, wseed, sha in store.unlabelled(space.name, t):
+                arch_id, regime = split_key(key)
+                if arch_id not in first or (regime != DEFAULT_REGIME and regime not in regimes):
+                    continue  # a target is added to the space's first ``num`` networks (in these regimes) only
+                entry = relabel.setdefault(key, {"arch": arch, "seed": wseed, "sha": sha, "targets": [],
+                                                 "quantize": regime})
                 entry["targets"].append(t)
         if relabel:
             tasks = ({"kind": "relabel", "arch_id": a, "encoded": e["arch"], "seed": e["seed"],
-                      "targets": e["targets"], "expected_sha256": e["sha"], "store": False}
+                      "quantize": e["quantize"], "targets": e["targets"], "expected_sha256": e["sha"],
+                      "store": False}
                      for a, e in relabel.items())
             bar = _progress(len(relabel), f"labelling {space.name}", progress)
             for task, result in pool.map_unordered(tasks):
@@ -165,12 +180,7 @@ def build_dataset(
 
             for task, result in pool.map_unordered(tasks()):
                 ok = result["status"] == "ok"
-                store.add_network(
-                    arch_id=task["arch_id"], space=space.name, arch=task["encoded"], seed=task["seed"],
-                    status=result["status"], reason=result.get("reason"), tflite=result.get("tflite_compact"),
-                    tflite_sha256=result.get("tflite_sha256"), tflite_bytes=result.get("tflite_bytes"),
-                    export_s=result.get("export_s"), run_id=run_id, labels=result.get("labels") if ok else None,
-                )
+                _store_result(store, task, result, space.name, run_id)
                 store.seal_if_due(seal_every or SEAL_EVERY)
                 if ok:
                     done += 1
@@ -187,6 +197,22 @@ def build_dataset(
                             f"see `hwnas dataset info {out}`"
                         )
             bar.close()
+        # 3. the first ``num`` networks in the other regimes, each a sample of its own
+        if regimes:
+            stored = store.arch_ids(space.name)
+            wanted = [(arch_id, q) for arch_id in store.first(space.name, num) for q in regimes
+                      if sample_key(arch_id, q) not in stored]
+            networks = {r["arch_id"]: r for r in store.network_rows(space.name, "ok")}
+            tasks = ({"kind": "regime", "arch_id": sample_key(a, q), "encoded": networks[a]["arch"],
+                      "seed": networks[a]["seed"], "quantize": q, "targets": list(targets), "store": True}
+                     for a, q in wanted)
+            bar = _progress(len(wanted), f"{space.name} in {', '.join(regimes)}", progress)
+            for task, result in pool.map_unordered(tasks):
+                _store_result(store, task, result, space.name, run_id)
+                store.seal_if_due(seal_every or SEAL_EVERY)
+                stats["added_samples" if result["status"] == "ok" else "failed"] += 1
+                bar.update(1)
+            bar.close()
         stats["total"] = store.count(space.name)
         store.seal()
         return stats
@@ -195,6 +221,16 @@ def build_dataset(
         raise
     finally:
         store.close()
+
+
+def _store_result(store: DatasetStore, task: dict, result: dict, space: str, run_id: int) -> None:
+    ok = result["status"] == "ok"
+    store.add_network(
+        arch_id=task["arch_id"], space=space, arch=task["encoded"], seed=task["seed"],
+        status=result["status"], reason=result.get("reason"), tflite=result.get("tflite_compact"),
+        tflite_sha256=result.get("tflite_sha256"), tflite_bytes=result.get("tflite_bytes"),
+        export_s=result.get("export_s"), run_id=run_id, labels=result.get("labels") if ok else None,
+    )
 
 
 class _NoBar:

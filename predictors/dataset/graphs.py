@@ -116,7 +116,8 @@ class GraphDataset(InMemoryDataset):
                         continue
                 data = to_data(a)
                 data.space = r["space"]
-                data.arch_id = r["arch_id"]
+                data.arch_id = r["arch_id"]  # the sample's key: <arch_id>@<regime> for other regimes than int8
+                data.quantize = r["quantize"]
                 graphs.append(data)
                 labels.append(r["labels"])
         if not graphs:

@@ -29,6 +29,9 @@ Tables of the working store:
   compacted (constant payload zeroed, see ``strip_constant_buffers``) and
   zstd-compressed, and the SHA-256 of the original file (exporting the same arch
   and seed again reproduces it; the builder checks this before it labels later).
+  A network exported in another regime than int8 (``hwnas dataset build --quantize``)
+  is a sample of its own, keyed ``<arch_id>@<regime>`` (:func:`sample_key`): the
+  same arch and weight seed, the regime's own file and labels.
 - ``labels``: one row per (arch_id, target): metrics (JSON) or failure reason.
 - ``runs``: provenance of every build/import: command, package versions (hwnas,
   Vela, TensorFlow, LiteRT), target settings, machine.
@@ -89,6 +92,22 @@ CREATE TABLE IF NOT EXISTS runs (
     provenance TEXT NOT NULL
 );
 """
+
+
+REGIME_SEP = "@"
+DEFAULT_REGIME = "int8"
+
+
+def sample_key(arch_id: str, quantize: str = DEFAULT_REGIME) -> str:
+    """The key of a network's sample in a regime: the arch_id itself for int8 (as every
+    dataset before regimes stored it), ``<arch_id>@<regime>`` for the others."""
+    return arch_id if quantize == DEFAULT_REGIME else f"{arch_id}{REGIME_SEP}{quantize}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(arch_id, regime)`` of a sample key."""
+    arch_id, _, regime = key.partition(REGIME_SEP)
+    return arch_id, regime or DEFAULT_REGIME
 
 
 def compress(data: bytes) -> bytes:
@@ -436,11 +455,13 @@ class DatasetStore:
         return {r["arch_id"] for r in self.network_rows(space)}
 
     def count(self, space: str, status: str = "ok") -> int:
-        return len(self.network_rows(space, status))
+        """The space's networks (their int8 samples; other regimes are not more networks)."""
+        return sum(REGIME_SEP not in r["arch_id"] for r in self.network_rows(space, status))
 
     def first(self, space: str, num: int) -> list[str]:
         """The arch_ids of the space's first ``num`` healthy networks, in the order they were stored."""
-        return [r["arch_id"] for r in self.network_rows(space, "ok")[:max(int(num), 0)]]
+        return [r["arch_id"] for r in self.network_rows(space, "ok")
+                if REGIME_SEP not in r["arch_id"]][:max(int(num), 0)]
 
     def labelled(self, target: str) -> set[str]:
         """arch_ids with a successful label of ``target``."""
@@ -532,20 +553,30 @@ class DatasetStore:
         networks_rows = self._network_rows()
         space_of = {r["arch_id"]: r["space"] for r in networks_rows}
         networks: dict[str, int] = {}
+        regimes: dict[str, dict[str, int]] = {}  # regime -> space -> healthy samples
         failures: dict[str, int] = {}
         for r in networks_rows:
             if r["status"] == "ok":
-                networks[r["space"]] = networks.get(r["space"], 0) + 1
+                regime = split_key(r["arch_id"])[1]
+                per = regimes.setdefault(regime, {})
+                per[r["space"]] = per.get(r["space"], 0) + 1
+                if regime == DEFAULT_REGIME:
+                    networks[r["space"]] = networks.get(r["space"], 0) + 1
             else:
                 key = _reason_key(r["reason"])
                 failures[key] = failures.get(key, 0) + 1
         networks = dict(sorted(networks.items()))
         by_space: dict[str, dict[str, int]] = {space: {} for space in networks}
+        labels_by_regime: dict[str, dict[str, int]] = {}
         for (arch_id, target), row in self._label_rows().items():
             if row["status"] == "ok":
                 space = space_of.get(arch_id)
-                if space is not None:
+                regime = split_key(arch_id)[1]
+                if space is not None and regime == DEFAULT_REGIME:
                     counts = by_space.setdefault(space, {})
+                    counts[target] = counts.get(target, 0) + 1
+                if space is not None:
+                    counts = labels_by_regime.setdefault(regime, {})
                     counts[target] = counts.get(target, 0) + 1
             else:
                 key = f"{target}: {_reason_key(row['reason'])}"
@@ -565,9 +596,13 @@ class DatasetStore:
         size = sum(s.size_bytes for s in self.shards)
         size += sum(f.stat().st_size for f in self.directory.glob(DB_NAME + "*"))
         info = {
-            "samples": sum(networks.values()),
+            "samples": sum(sum(per.values()) for per in regimes.values()),
             "by_space": by_space,
             "networks_by_space": networks,
+            # the other regimes' samples (int8 is by_space): regime -> space -> samples, and labels
+            "regimes": {q: {"samples": dict(sorted(regimes[q].items())),
+                            "labels": dict(sorted(labels_by_regime.get(q, {}).items()))}
+                        for q in sorted(regimes) if q != DEFAULT_REGIME},
             "failures": failures,
             "versions": {k: v[0] if len(v) == 1 else v for k, v in versions.items()},
             "machines": machines,
@@ -583,7 +618,8 @@ class DatasetStore:
 
 def _row(network: dict, labels: dict[str, dict[str, dict]]) -> dict[str, Any]:
     return {"arch_id": network["arch_id"], "space": network["space"], "arch": network["arch"],
-            "seed": network["seed"], "tflite": None, "labels": labels.get(network["arch_id"], {})}
+            "seed": network["seed"], "quantize": split_key(network["arch_id"])[1], "tflite": None,
+            "labels": labels.get(network["arch_id"], {})}
 
 
 def _reason_key(reason: str | None) -> str:

@@ -295,3 +295,56 @@ def test_ray_backend_builds_the_same_dataset(ray_local, small_dataset, tmp_path)
         ra = {r["arch_id"]: r["labels"] for r in a.rows()}
         rb = {r["arch_id"]: r["labels"] for r in b.rows()}
     assert ra == rb  # same networks, same (deterministic) Vela labels
+
+
+def test_a_network_in_several_regimes_is_one_network_and_a_sample_per_regime(tmp_path):
+    """``--quantize int8 float16 dynamic``: every network also exported float16 and dynamic-range,
+    same arch and weights; each regime stored and labelled under ``<arch_id>@<regime>``; the
+    Ethos-U refuses the float ones in its own words; a split keeps a network's samples together."""
+    from predictors.dataset import GraphDataset
+    from predictors.graph import NODE_FEATURES
+    from predictors.tflite_model import inspect_model
+    from predictors.train import split_by_network
+
+    out = tmp_path / "regimes"
+    cmd = [sys.executable, "-m", "hwnas", "dataset", "build", "--space", SPACE, "--num", "2", "--target",
+           "ethos-u55-128", "--target", "cpu-litert", "--out", str(out), "--quiet", "--quantize", "int8",
+           "float16", "dynamic"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 networks added (and 4 samples in other regimes)" in proc.stdout
+    with DatasetStore(out) as store:
+        rows = {r["arch_id"]: r for r in store.rows()}
+        info = store.info()
+    nets = [k for k in rows if "@" not in k]
+    assert len(nets) == 2 and set(rows) == {f"{a}{q}" for a in nets for q in ("", "@float16", "@dynamic")}
+    for a in nets:
+        for q in ("float16", "dynamic"):
+            row = rows[f"{a}@{q}"]
+            assert row["arch"] == rows[a]["arch"] and row["seed"] == rows[a]["seed"] and row["quantize"] == q
+            assert row["labels"]["cpu-litert"]["latency_ms"] > 0 and "ethos-u55-128" not in row["labels"]
+            info_q = inspect_model(row["tflite"])
+            assert not info_q.is_integer_quantized
+        assert rows[a]["labels"]["ethos-u55-128"]["latency_ms"] > 0
+        assert "DEQUANTIZE" in inspect_model(rows[f"{a}@float16"]["tflite"]).opcodes
+    assert info["networks_by_space"] == {SPACE: 2} and info["samples"] == 6
+    assert info["regimes"]["float16"] == {"samples": {SPACE: 2}, "labels": {"cpu-litert": 2}}
+    assert info["failures"] == {"ethos-u55-128: UnsupportedModelError": 4}
+    table = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "info", str(out)], capture_output=True,
+                           text=True)
+    assert "2 networks (6 samples)" in table.stdout and f"(float16: {SPACE} 2)" in table.stdout
+
+    rerun = subprocess.run(cmd[:8] + ["3"] + cmd[9:], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 networks added (and 2 samples in other regimes)" in rerun.stdout  # only the new network's
+
+    graphs = list(GraphDataset(out, targets=["cpu-litert"]))
+    assert len(graphs) == 9 and {g.quantize for g in graphs} == {"int8", "float16", "dynamic"}
+    half = NODE_FEATURES.index("weight_dtype_float16")
+    assert all(bool((g.x[:, half] == 1).any()) == (g.quantize == "float16") for g in graphs)
+    parts = split_by_network(graphs, fractions=(0.34, 0.33, 0.33))
+    where = {}
+    for k, part in enumerate(parts):
+        for g in part:
+            where.setdefault(g.arch_id.split("@")[0], set()).add(k)
+    assert len(where) == 3 and all(len(v) == 1 for v in where.values())

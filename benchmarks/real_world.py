@@ -1,0 +1,108 @@
+"""Real-world TFLite files made by other toolchains: measured on cpu-litert here, predicted.
+
+    python benchmarks/real_world.py [--files DIR] [--cache FILE] [--predictor NAME|PATH]
+
+Without ``--files`` it takes every model in Google's MediaPipe wheel (``mediapipe==0.10.14``
+from PyPI, ``mediapipe/modules/**.tflite``, Apache 2.0: float16 and sparse float16 weights,
+float32, custom operators), downloaded once with ``pip download`` into ``out/real_world``.
+Measurements (the LiteRT interpreter, 1 thread; run it with ``taskset -c 1``) are kept in
+``--cache`` so a rerun only predicts. Per file: the operators and what the extractor makes
+of them, MACs, measured and predicted latency and arena, and the warnings ``predict``
+raised; then the latency and arena MAPE over the files both were measured for.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+WHEEL = "mediapipe==0.10.14"
+
+
+def fetch(out: Path) -> Path:
+    """The wheel's .tflite files under ``out/files`` (downloaded and unpacked once)."""
+    files = out / "files"
+    if not any(files.rglob("*.tflite")):
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", WHEEL,
+                        "-d", str(out)], check=True)
+        wheel = next(out.glob("mediapipe-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            for name in z.namelist():
+                if name.endswith(".tflite"):
+                    z.extract(name, files)
+    return files
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", default=None, help="a folder of .tflite files (default: the MediaPipe wheel's)")
+    parser.add_argument("--out", default="out/real_world")
+    parser.add_argument("--cache", default=None, help="measurements kept here (default: OUT/measured.json)")
+    parser.add_argument("--predictor", default="perfsage-cpu-litert")
+    args = parser.parse_args(argv)
+
+    from hwnas.cli import format_table
+    from predictors import targets
+    from predictors.graph import GRAPH_FEATURES, graph_arrays
+    from predictors.predictor import PredictionWarning, load_predictor
+    from predictors.tflite_model import load_model
+    from search_spaces.errors import HwnasError
+
+    out = Path(args.out)
+    folder = Path(args.files) if args.files else fetch(out)
+    cache_path = Path(args.cache) if args.cache else out / "measured.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    cpu = targets.get("cpu-litert")
+    predictor = load_predictor(args.predictor)
+    rows, notes, ape_lat, ape_arena = [], [], [], []
+    for path in sorted(folder.rglob("*.tflite")):
+        name = path.name
+        if name not in cache:
+            try:
+                cache[name] = cpu.measure(path)
+            except HwnasError as exc:
+                cache[name] = {"error": str(exc)}
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            cache_path.write_text(json.dumps(cache, indent=1))  # after every file: a kill loses one
+        measured = cache[name]
+        _, info = load_model(path)
+        arrays = graph_arrays(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PredictionWarning)
+            predicted = predictor.predict(path)["cpu-litert"]
+        kinds = {kind for w in caught for key, kind in (("custom operators", "custom ops"),
+                 ("unlike every graph", "unlike training"), ("spread as large", "wide spread"))
+                 if key in w.message.args[0]}
+        notes += [f"{name}: {w.message.args[0].split(': ', 1)[1][:160]}" for w in caught]
+        lat, arena = measured.get("latency_ms"), measured.get("arena_kib")
+        if lat:
+            ape_lat.append(abs(predicted["latency_ms"] / lat - 1) * 100)
+        if arena:
+            ape_arena.append(abs(predicted["arena_kib"] / arena - 1) * 100)
+        rows.append((name.removesuffix(".tflite"), len(info.operators), len(arrays["op_type"]),
+                     f"{arrays['u'][0, GRAPH_FEATURES.index('total_macs')] / 1e6:.1f}",
+                     f"{lat:.3g}" if lat else "fails", f"{predicted['latency_ms']:.3g}",
+                     f"{predicted['latency_ms_std']:.2g}",
+                     f"{arena:.0f}" if arena else "-", f"{predicted['arena_kib']:.0f}",
+                     ", ".join(sorted(kinds)) or "-"))
+    print(format_table(rows, ("file", "operators", "nodes", "MMACs", "latency ms", "predicted", "std",
+                              "arena KiB", "predicted", "warnings")))
+    mape = lambda v: f"{sum(v) / len(v):.0f} % over {len(v)}" if v else "-"  # noqa: E731
+    print(f"\n{predictor.name}: latency MAPE {mape(ape_lat)}, arena MAPE {mape(ape_arena)}; "
+          f"within 10 %: latency {sum(a <= 10 for a in ape_lat)}, arena {sum(a <= 10 for a in ape_arena)}")
+    for name, m in cache.items():
+        if "error" in m or "arena_error" in m:
+            print(f"{name}: {m.get('error') or m.get('arena_error')}")
+    print("\nwarnings:")
+    for note in notes:
+        print(f"  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
