@@ -290,3 +290,37 @@ def test_predictions_in_parallel_threads_equal_the_serial_ones(trained, kws_data
     for a, b in zip(serial, threaded):
         np.testing.assert_array_equal(a, b)
     assert len(serial[0]) == len(graphs)
+
+
+def test_novelty_names_what_no_training_graph_had_and_nothing_on_committed_graphs(trained):
+    """A trained predictor records its training graphs' operator types; a graph of the same
+    space raises no novelty, a float16 third-party file names float activations and new ops."""
+    import random
+    import warnings
+    from pathlib import Path
+
+    from predictors.dataset import DatasetStore
+    from predictors.graph import graph_arrays
+    from predictors.predictor import PredictionWarning, list_predictors
+
+    path, _, _ = trained
+    predictor = load_predictor(path)
+    assert predictor.op_types_seen and 3 in predictor.op_types_seen  # CONV_2D
+    third_party = Path(__file__).resolve().parents[1] / "data" / "thirdparty" / "face_detection_short_range.tflite"
+    unseen = predictor.novelty(graph_arrays(third_party))
+    assert "operator PAD" in unseen and "out_dtype_float32 (constant in training)" in unseen
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = predictor.predict(third_party)  # an Ethos-U predictor: refused, so nothing to call a guess
+    assert set(result["ethos-u55-128"]) == {"error"} and "Vela needs an int8" in result["ethos-u55-128"]["error"]
+    assert not any(issubclass(w.category, PredictionWarning) for w in caught)
+
+    committed = Path(__file__).resolve().parents[2] / "data" / "edgedlperf"
+    shipped = [load_predictor(n) for n in list_predictors()]
+    rng = random.Random(19)
+    with DatasetStore(committed) as store:
+        rows = [r for r in store.rows(["keyword_spotting", "generic"]) if r["quantize"] == "int8" and rng.random() < 0.01]
+    assert len(rows) > 20
+    for row in rows:  # what the shipped predictors were trained on is never called unseen
+        for p in shipped:
+            assert p.novelty(graph_arrays(row["tflite"])) == [], (p.name, row["space"])
