@@ -20,6 +20,15 @@ def float_model() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def int16_model() -> bytes:
+    """The same network in int16x8: another graph every Ethos-U target (and predictor) takes."""
+    from hwnas.export import to_tflite
+    from tests.models import tiny_cnn
+
+    return to_tflite(tiny_cnn(), quantize="int16x8")
+
+
+@pytest.fixture(scope="session")
 def int8_model_path(int8_model, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("models") / "tiny_int8.tflite"
     path.write_bytes(int8_model)

@@ -59,7 +59,7 @@ def test_worker_whose_parent_was_killed_exits_quietly(tmp_path):
 def small_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "kws"
     stats = build_dataset(out, SPACE, 3, ["ethos-u55-128"], workers=1, progress=False)
-    assert stats == {"added": 3, "failed": 0, "labelled": 0, "total": 3}
+    assert stats == {"added": 3, "added_samples": 0, "failed": 0, "labelled": 0, "total": 3}
     return out
 
 
@@ -102,9 +102,9 @@ def test_adding_a_target_labels_only_what_is_missing(tmp_path, small_dataset):
     out = tmp_path / "copy"
     shutil.copytree(small_dataset, out)
     first = build_dataset(out, SPACE, 2, ["ethos-u55-128", "ethos-u65-256"], progress=False)
-    assert first == {"added": 0, "failed": 0, "labelled": 2, "total": 3}  # --num caps the relabelling
+    assert first == {"added": 0, "added_samples": 0, "failed": 0, "labelled": 2, "total": 3}  # --num caps the relabelling
     stats = build_dataset(out, SPACE, 3, ["ethos-u55-128", "ethos-u65-256"], progress=False)
-    assert stats == {"added": 0, "failed": 0, "labelled": 1, "total": 3}
+    assert stats == {"added": 0, "added_samples": 0, "failed": 0, "labelled": 1, "total": 3}
     with DatasetStore(out) as store:
         assert store.info()["by_space"][SPACE] == {"ethos-u55-128": 3, "ethos-u65-256": 3}
         # the u55 labels were not touched: still from the first run
@@ -124,7 +124,7 @@ def test_a_build_on_a_sharded_folder_continues_without_touching_its_shards(tmp_p
     sealed = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in list_shards(out)}
     assert len(sealed) == 1 and not (out / "dataset.sqlite").exists()
     stats = build_dataset(out, SPACE, 5, ["ethos-u55-128"], progress=False, seal_every=1)
-    assert stats == {"added": 2, "failed": 0, "labelled": 0, "total": 5}
+    assert stats == {"added": 2, "added_samples": 0, "failed": 0, "labelled": 0, "total": 5}
     shards = list_shards(out)
     assert len(shards) == 3  # a shard per network: seal_every=1
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shards if p.name in sealed} == sealed

@@ -46,20 +46,23 @@ def test_a_small_training_run_learns(kws_data, trained):
         assert member["train_loss"] < 0.5  # started near 1 (standardised targets)
 
 
-def test_save_load_round_trip_and_batching(trained, int8_model, float_model):
+def test_save_load_round_trip_and_batching(trained, int8_model, int16_model, float_model):
     path, predictor, _ = trained
     loaded = load_predictor(path)
     assert loaded.targets == ["ethos-u55-128"]
     assert loaded.metrics == {"ethos-u55-128": ["energy_mj", "latency_ms", "offchip_kib", "sram_kib"]}
     one = loaded.predict(int8_model)
     assert one == predictor.predict(int8_model)
-    both = loaded.predict([int8_model, float_model])
-    alone = [one, loaded.predict(float_model)]
+    both = loaded.predict([int8_model, int16_model])
+    alone = [one, loaded.predict(int16_model)]
     for batched, single in zip(both, alone):  # batched = unbatched
         assert batched["ethos-u55-128"] == pytest.approx(single["ethos-u55-128"], rel=1e-4, abs=1e-6)
     assert set(one["ethos-u55-128"]) == {"latency_ms", "latency_ms_std", "energy_mj", "energy_mj_std",
                                          "sram_kib", "sram_kib_std", "offchip_kib", "offchip_kib_std"}
     assert one["ethos-u55-128"]["latency_ms_std"] > 0  # two ensemble members disagree a little
+    refused = loaded.predict([float_model, int8_model])  # a float file: refused in its place, the rest predicted
+    assert set(refused[0]["ethos-u55-128"]) == {"error"}
+    assert refused[1]["ethos-u55-128"] == pytest.approx(one["ethos-u55-128"], rel=1e-4, abs=1e-6)
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["feature_version"].startswith("perfsage-") and manifest["ensemble"] == 2
     assert manifest["training"]["split"]["test"] >= 1
@@ -98,7 +101,7 @@ def test_the_stacked_ensemble_matches_its_members_on_many_graphs(trained, kws_da
         np.testing.assert_allclose(m[0], ref_mean[i], rtol=1e-4)
 
 
-def test_the_numpy_path_for_small_requests_matches_the_torch_path(trained, kws_data, int8_model, float_model):
+def test_the_numpy_path_for_small_requests_matches_the_torch_path(trained, kws_data, int8_model, int16_model):
     """``predict`` on a few small models runs NumPy (``NumpyStacked``), larger ones torch."""
     from predictors.graph import from_tflite
 
@@ -116,7 +119,7 @@ def test_the_numpy_path_for_small_requests_matches_the_torch_path(trained, kws_d
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-4)
     np.testing.assert_allclose(std, ref_std, rtol=1e-3, atol=1e-6)
     assert not np.allclose(mean[0], mean[1])
-    for model in (int8_model, float_model):  # end to end from the file
+    for model in (int8_model, int16_model):  # end to end from the file
         m, s = loaded.predict_graphs([from_tflite(model)])
         got = loaded.predict(model)["ethos-u55-128"]
         assert got["latency_ms"] == pytest.approx(m[0][1], rel=1e-4)
