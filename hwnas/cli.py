@@ -223,8 +223,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         try:
             arrays = [arch_arrays(space, a) for a in archs]
         except LoweringError as exc:
-            raise HwnasError(f"space {space.name!r}: {exc}; export the network and pass the .tflite file "
-                             "instead (hwnas predict MODEL.tflite)") from None
+            raise HwnasError(f"space {space.name!r}: {exc} (hwnas predict MODEL.tflite)") from None
     notes: list[str] = []
     for p in predictors:
         targets = [t for t in (args.target or p.targets) if t in p.targets] or None
@@ -571,6 +570,9 @@ def _skip_bad_shards(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
+    warnings.formatwarning = lambda message, *_, **__: f"hwnas: warning: {message}\n"  # one line, no source
     if getattr(args, "skip_bad_shards", False):
         os.environ["HWNAS_SKIP_BAD_SHARDS"] = "1"  # read where the datasets are opened
     try:

@@ -34,6 +34,7 @@ from search_spaces.errors import HwnasError
 # the shipped spaces register themselves on import (no TensorFlow import here)
 from search_spaces.image_classification import ImageClassificationSpace
 from search_spaces.keyword_spotting import KeywordSpottingSpace
+from search_spaces.keyword_transformer import KeywordTransformerSpace
 from search_spaces.super_resolution import SuperResolutionSpace
 from search_spaces.object_detection import ObjectDetectionSpace
 from search_spaces.nasbench201 import NASBench201Space
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidArchError",
     "InvalidOptionError",
     "KeywordSpottingSpace",
+    "KeywordTransformerSpace",
     "NASBench201Space",
     "ObjectDetectionSpace",
     "Option",

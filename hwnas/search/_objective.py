@@ -6,6 +6,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
@@ -152,6 +153,7 @@ class HardwareObjective:
         self.cache_size = 32
         self.predictions = 0  # predictor calls (cache misses)
         self.exported_predictions = 0  # of them, from an exported file (not the lowered graph)
+        self.unlike_training = 0  # of those, graphs the predictor called unlike its training (PredictionWarning)
         self.lowering_fallbacks = 0  # archs the lowering could not reproduce (exported instead)
         self.lowering = bool(lowering)
         if verify not in VERIFY_MODES:
@@ -262,9 +264,12 @@ class HardwareObjective:
             tflite = self.export(arch)
             try:
                 macs = self.macs_of(tflite)
-                predicted = self.predictor.predict(tflite)[self.target]
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    predicted = self.predictor.predict(tflite)[self.target]
             except HwnasError as exc:
                 raise CandidateError(f"{self.space.name} {arch_id}: {exc}") from exc
+            self._pass_on(caught)
             result = (tflite, {k: float(v) for k, v in predicted.items()}, float(macs))
             self.exported_predictions += 1
         self.predictions += 1
@@ -272,6 +277,23 @@ class HardwareObjective:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return result
+
+    def _pass_on(self, caught: list) -> None:
+        """A predictor's warnings about one candidate, said once per study and counted: a
+        search repeats the same graph family thousands of times."""
+        from predictors.predictor import PredictionWarning
+
+        notes = [w for w in caught if issubclass(w.category, PredictionWarning)]
+        for w in caught:
+            if w not in notes:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if notes:
+            self.unlike_training += 1
+            if self.unlike_training == 1:
+                first = str(notes[0].message).split(": ", 1)[-1]
+                warnings.warn(PredictionWarning(
+                    f"{self.space.name} candidates on {self.target}: {first} (said once; "
+                    "verify='uncertain' measures the candidates near a budget)"), stacklevel=4)
 
     def macs_of(self, tflite: bytes) -> float:
         """Multiply-accumulates of an exported file (the graph extractor's total)."""

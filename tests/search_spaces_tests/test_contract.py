@@ -29,6 +29,7 @@ SMALL_SEEDS = {
     "fbnet": 20,
     "image_classification": 11,
     "keyword_spotting": 35,
+    "keyword_transformer": 27,
     "nasbench201": 0,
     "object_detection": 34,
     "super_resolution": 11,
