@@ -100,7 +100,8 @@ def fmt(v, digits=2):
 def score_rows(report: dict, target: str, label: str, by_space: bool = True):
     rows = []
     groups = list(report.get("by_space", {}).items()) if by_space else [("all", report)]
-    groups += [(f"(all, {q})", rep) for q, rep in report.get("by_regime", {}).items()]  # per export regime
+    for q, rep in report.get("by_regime", {}).items():  # per export regime: each space, then all of them
+        groups += [(f"{space} ({q})", r) for space, r in rep["by_space"].items()] + [(f"all ({q})", rep)]
     for space, rep in groups:
         for metric, s in sorted(rep.get(target, {}).items()):
             rows.append((label, target, space, metric, s["n"], fmt(s["mape"]), fmt(s["acc10"], 1), fmt(s["spearman"], 3),

@@ -225,7 +225,11 @@ def evaluate_graphs(predictor, graphs: list) -> dict[str, Any]:
             by_space.setdefault(s, {}).setdefault(t, {})[m] = scores(mean[k, i], y[k, j], std[k, i])
         for q in sorted(set(regimes)) if len(set(regimes)) > 1 else []:
             k = regimes == q
-            by_regime.setdefault(q, {}).setdefault(t, {})[m] = scores(mean[k, i], y[k, j], std[k, i])
+            by_regime.setdefault(q, {"by_space": {}}).setdefault(t, {})[m] = scores(mean[k, i], y[k, j], std[k, i])
+            for s in sorted(set(spaces[k])):
+                ks = k & (spaces == s)
+                by_regime[q]["by_space"].setdefault(s, {}).setdefault(t, {})[m] = scores(mean[ks, i], y[ks, j],
+                                                                                       std[ks, i])
     report["by_space"] = by_space
     if by_regime:
         report["by_regime"] = by_regime
