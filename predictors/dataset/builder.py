@@ -12,7 +12,7 @@ networks are labelled too (the network is exported again from its arch and seed,
 and must reproduce the stored file's SHA-256), so ``--num 1000 --target cpu-litert``
 on a 2,500-network dataset labels 1,000 of them.  ``quantize`` names export regimes
 besides int8 (float32, float16, dynamic, int16x8): each of the space's first ``num``
-networks is exported in each of them too, same arch and weights, and stored and
+networks is exported in each of them too, same arch and weight seed, and stored and
 labelled as a sample of its own (key ``<arch_id>@<regime>``, :func:`store.sample_key`);
 a target that cannot run a regime (an Ethos-U and a float file) records why.
 """
