@@ -166,8 +166,8 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     targets = sorted({t for c in [*info["by_space"].values(), *(r["labels"] for r in regimes.values())] for t in c})
     rows = [(space, info["networks_by_space"].get(space, 0), *[counts.get(t, 0) for t in targets])
             for space, counts in info["by_space"].items()]
-    rows += [(f"({q}: {', '.join(f'{s} {n}' for s, n in r['samples'].items())})", sum(r["samples"].values()),
-              *[r["labels"].get(t, 0) for t in targets]) for q, r in regimes.items()]
+    rows += [(f"(all, {q})", sum(r["samples"].values()), *[r["labels"].get(t, 0) for t in targets])
+             for q, r in regimes.items()]  # per space: --json
     if rows:
         print(format_table(rows, ("space", "networks", *targets)))
     if info["failures"]:
