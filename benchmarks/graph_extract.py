@@ -9,12 +9,10 @@ of the repeats), graphs per second, and how many extractions fit in one export.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
@@ -27,7 +25,7 @@ def main(argv=None) -> int:
     from predictors.graph import from_tflite
     from predictors.tflite_model import inspect_model
     from search_spaces import import_keras
-    from tests import zoo
+    from search_spaces import zoo
 
     keras = import_keras()
     networks = [

@@ -16,14 +16,12 @@ Run it on a quiet machine: timings of both cores are taken.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SPACES = ("keyword_spotting", "image_classification", "object_detection", "super_resolution")
 
@@ -59,7 +57,7 @@ def main(argv=None) -> int:
     from predictors.graph import from_tflite
     from predictors.predictor import load_predictor
     from search_spaces import import_keras
-    from tests import zoo
+    from search_spaces import zoo
 
     keras = import_keras()
     predictor = load_predictor(args.predictor)

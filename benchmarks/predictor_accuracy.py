@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TASK_SPACES = ("image_classification", "keyword_spotting", "object_detection", "super_resolution")
 
@@ -32,7 +31,7 @@ TASK_SPACES = ("image_classification", "keyword_spotting", "object_detection", "
 def zoo_models():
     """Networks from no search space: (name, keras model builder)."""
     from search_spaces import import_keras
-    from tests import zoo
+    from search_spaces import zoo
 
     keras = import_keras()
     apps = keras.applications

@@ -25,7 +25,6 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATS_CSV = os.path.join(os.environ.get("HWNAS_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data")),
                         "nb201", "nats_bench_accuracy.csv")

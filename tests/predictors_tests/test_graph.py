@@ -23,7 +23,7 @@ from predictors.graph import (
 )
 from predictors.tflite_model import inspect_model, option_fields
 from search_spaces.errors import HwnasError, InvalidModelError
-from tests import zoo
+from search_spaces import zoo
 
 COL = {name: i for i, name in enumerate(NODE_FEATURES)}
 GCOL = {name: i for i, name in enumerate(GRAPH_FEATURES)}

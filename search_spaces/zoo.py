@@ -1,4 +1,4 @@
-"""Networks from outside any search space: TinyML classics, recurrent, attention, control flow.
+"""Networks from outside any search space (reference networks for out-of-space checks): TinyML classics, recurrent, attention, control flow.
 
 Each builder returns a Keras model (or, for TF-only graphs, TFLite bytes directly).
 """
