@@ -11,6 +11,7 @@ import fnmatch
 import json
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -281,28 +282,22 @@ class Predictor:
                 reason = registry.get(target).refusal(info)
                 if reason:
                     result[target] = {"error": reason}
-        custom = {}
-        for op in info.operators:
-            if op.opcode.startswith("CUSTOM"):
-                custom[op.opcode.removeprefix("CUSTOM:")] = custom.get(op.opcode.removeprefix("CUSTOM:"), 0) + 1
+        custom = Counter(op.opcode.removeprefix("CUSTOM:") for op in info.operators if op.opcode.startswith("CUSTOM"))
         if custom:
             warnings.warn(PredictionWarning(
                 f"{label}: custom operators, one node type for all of them, costs not modelled: "
                 + ", ".join(f"{name} x{n}" for name, n in sorted(custom.items()))), stacklevel=3)
-        spread = [f"{t}/{m} {v:.3g} +- {r[m + '_std']:.2g}" for t, r in result.items() for m, v in r.items()
-                  if not m.endswith("_std") and m != "error" and f"{m}_std" in r]
-        unseen = self.novelty(arrays) if spread else []  # nothing predicted: the refusal says it all
+        predicted = [(f"{t}/{m} {v:.3g} +- {r[m + '_std']:.2g}", abs(v), r[m + "_std"]) for t, r in result.items()
+                     for m, v in r.items() if not m.endswith("_std") and m != "error" and f"{m}_std" in r]
+        unseen = self.novelty(arrays) if predicted else []  # nothing predicted: the refusal says it all
         if unseen:
             shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
             warnings.warn(PredictionWarning(
                 f"{label}: unlike every graph {self.name} was trained on ({shown}); the prediction is a guess: "
-                + "; ".join(spread)), stacklevel=3)
-        else:
-            wide = [s for (t, r) in result.items() for m, v in r.items() if not m.endswith("_std") and m != "error"
-                    and r.get(f"{m}_std", 0) > abs(v) for s in [f"{t}/{m} {v:.3g} +- {r[m + '_std']:.2g}"]]
-            if wide:
-                warnings.warn(PredictionWarning(f"{label}: a spread as large as the value: {'; '.join(wide)}"),
-                              stacklevel=3)
+                + "; ".join(text for text, _, _ in predicted)), stacklevel=3)
+        elif any(std > value for _, value, std in predicted):
+            wide = "; ".join(text for text, value, std in predicted if std > value)
+            warnings.warn(PredictionWarning(f"{label}: a spread as large as the value: {wide}"), stacklevel=3)
 
     def predict_arrays(self, arrays: Sequence[dict[str, Any]], targets: Sequence[str] | None = None) -> list[dict]:
         """:meth:`predict` of feature arrays (``predictors.graph.graph_arrays`` or the lowering's)."""
