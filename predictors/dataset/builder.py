@@ -9,7 +9,8 @@ again after a kill continues where it stopped, with no duplicates; a larger
 new shards when it ends (and every ``SEAL_EVERY`` networks); a killed run leaves
 the working store, which the next run continues and seals.  Targets missing on the space's first ``num`` stored
 networks are labelled too (the network is exported again from its arch and seed,
-and must reproduce the stored file's SHA-256), so ``--num 1000 --target cpu-litert``
+and must reproduce the stored file's SHA-256, or at least the stored graph's: another CPU
+rounds the converter's calibration differently, :func:`_work.label_network`), so ``--num 1000 --target cpu-litert``
 on a 2,500-network dataset labels 1,000 of them.  ``quantize`` names export regimes
 besides int8 (float32, float16, dynamic, int16x8): each of the space's first ``num``
 networks is exported in each of them too, same arch and weight seed, and stored and
@@ -42,7 +43,8 @@ def provenance(targets: list[str]) -> dict[str, Any]:
     from predictors.targets.litert import machine
 
     versions = {}
-    for pkg in ("hwnas", "ethos-u-vela", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "keras", "tflite"):
+    for pkg in ("hwnas", "ethos-u-vela", "tensorflow-cpu", "tensorflow", "ai-edge-litert", "keras", "tflite",
+                "numpy", "ml-dtypes", "flatbuffers", "protobuf"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -145,9 +147,10 @@ def build_dataset(
                                                  "quantize": regime})
                 entry["targets"].append(t)
         if relabel:
+            graph_sha = _graph_hashes(store, space.name, set(relabel))
             tasks = ({"kind": "relabel", "arch_id": a, "encoded": e["arch"], "seed": e["seed"],
                       "quantize": e["quantize"], "targets": e["targets"], "expected_sha256": e["sha"],
-                      "store": False}
+                      "expected_graph_sha256": graph_sha.get(a), "store": False}
                      for a, e in relabel.items())
             bar = _progress(len(relabel), f"labelling {space.name}", progress)
             for task, result in pool.map_unordered(tasks):
@@ -221,6 +224,14 @@ def build_dataset(
         raise
     finally:
         store.close()
+
+
+def _graph_hashes(store: DatasetStore, space: str, keys: set[str]) -> dict[str, str]:
+    """SHA-256 of the stored graphs (the files with their payload zeroed) of these samples."""
+    import hashlib
+
+    return {r["arch_id"]: hashlib.sha256(r["tflite"]).hexdigest() for r in store.rows([space])
+            if r["arch_id"] in keys and r["tflite"] is not None}
 
 
 def _store_result(store: DatasetStore, task: dict, result: dict, space: str, run_id: int) -> None:

@@ -96,6 +96,28 @@ def test_stored_graph_is_the_exported_file_with_its_payload_zeroed(small_dataset
     assert from_tflite(again).x.equal(from_tflite(row["tflite"]).x)
 
 
+def test_relabelling_takes_a_reexport_whose_graph_is_the_stored_one(small_dataset):
+    """Another CPU's export (other payload bytes, same graph) is labelled and says so; another graph is refused."""
+    import hashlib
+
+    from predictors.dataset._work import label_network
+
+    with DatasetStore(small_dataset) as store:
+        row = next(store.rows())
+        sha = {r["arch_id"]: r["tflite_sha256"] for r in store.network_rows()}[row["arch_id"]]
+    task = {"encoded": row["arch"], "seed": row["seed"], "targets": ["ethos-u55-128"], "store": False,
+            "expected_sha256": "0" * 64, "expected_graph_sha256": hashlib.sha256(row["tflite"]).hexdigest()}
+    result = label_network(task)
+    assert result["status"] == "ok", result.get("reason")
+    metrics = result["labels"]["ethos-u55-128"]["metrics"]
+    assert metrics.pop("reexport_sha256") == sha  # the file it measured
+    assert metrics == row["labels"]["ethos-u55-128"]
+    assert "reexport_sha256" not in label_network(dict(task, expected_sha256=sha))["labels"]["ethos-u55-128"]["metrics"]
+    refused = label_network(dict(task, expected_graph_sha256=hashlib.sha256(b"another graph").hexdigest()))
+    assert refused["status"] == "failed" and refused["reason"].startswith("not reproducible")
+    assert refused["labels"] == {}
+
+
 def test_adding_a_target_labels_only_what_is_missing(tmp_path, small_dataset):
     import shutil
 
