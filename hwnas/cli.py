@@ -49,13 +49,17 @@ def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 
 def cmd_targets(args: argparse.Namespace) -> int:
     from predictors import targets
+    from predictors.predictor import list_predictors
 
+    shipped = set(list_predictors())
     described = {name: targets.get(name).describe() for name in targets.names()}
+    for name, d in described.items():  # what `hwnas predict` covers without --predictor
+        d["predictor"] = f"perfsage-{name}" if f"perfsage-{name}" in shipped else None
     if args.json:
         _print_json({name: {k: v for k, v in d.items() if k != "name"} for name, d in described.items()})
         return 0
-    rows = [(name, ", ".join(d["metrics"]), d["description"]) for name, d in described.items()]
-    print(format_table(rows, ("target", "metrics", "how")))
+    rows = [(name, ", ".join(d["metrics"]), d["predictor"] or "-", d["description"]) for name, d in described.items()]
+    print(format_table(rows, ("target", "metrics", "shipped predictor", "how")))
     return 0
 
 

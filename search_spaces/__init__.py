@@ -40,9 +40,11 @@ from search_spaces.object_detection import ObjectDetectionSpace
 from search_spaces.nasbench201 import NASBench201Space
 from search_spaces.fbnet import FBNetSpace
 from search_spaces.generic import GenericSpace
+from search_spaces.breadth import BreadthSpace
 
 __all__ = [
     "Arch",
+    "BreadthSpace",
     "Chooser",
     "FBNetSpace",
     "GenericSpace",

@@ -24,6 +24,13 @@ def test_targets_json_lists_every_target_with_metrics():
     assert set(listed) == set(targets.names())
     assert listed["ethos-u55-128"]["metrics"] == ["latency_ms", "energy_mj", "sram_kib", "offchip_kib"]
     assert listed["cpu-litert"]["metrics"] == ["latency_ms", "arena_kib", "model_kib"]
+    from predictors.predictor import list_predictors, load_predictor
+
+    for name, entry in listed.items():  # the shipped predictor named is the one `hwnas predict` loads
+        if entry["predictor"] is None:
+            assert f"perfsage-{name}" not in list_predictors()
+        else:
+            assert load_predictor(entry["predictor"]).targets == [name]
 
 
 def test_targets_table():

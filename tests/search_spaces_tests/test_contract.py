@@ -26,6 +26,7 @@ MIN_NPU_SHARE = 0.95  # of Vela's operators, task spaces
 # Seeds of sample() that give small networks (about a second or less to export),
 # picked from seeds 0-49; any seed gives a valid arch, these keep the default run quick.
 SMALL_SEEDS = {
+    "breadth": 35,
     "fbnet": 20,
     "image_classification": 11,
     "keyword_spotting": 35,
