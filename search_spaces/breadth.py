@@ -297,5 +297,6 @@ class BreadthSpace(SearchSpace):
                 continue
             z = layers.Activation("sigmoid")(layers.Add()([gate_x(xt), gate_h(h)]))
             cand = layers.Activation("tanh")(layers.Add()([cand_x(xt), cand_h(h)]))
-            h = layers.Add()([layers.Multiply()([z, h]), layers.Multiply()([layers.Rescaling(-1.0, offset=1.0)(z), cand])])
+            keep = layers.Multiply()([z, h])
+            h = layers.Add()([keep, layers.Multiply()([layers.Rescaling(-1.0, offset=1.0)(z), cand])])
         return layers.Dense(arch["classes"], name="logits")(h)
