@@ -87,8 +87,10 @@ def zoo_labelled(targets: list[str], cache: str) -> list[dict]:
 
 
 def _machine(info: dict) -> str:
-    machines = info.get("machines") or [{}]
-    m = machines[0]
+    """This host (the training times are its), not the machines that labelled the data."""
+    from predictors.targets.litert import machine
+
+    m = machine()
     return f"{m.get('cpu_model', platform.machine())} ({m.get('cpu_cores', os.cpu_count())} cores)"
 
 
