@@ -126,6 +126,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-loso", action="store_true", help="skip leave-one-space-out")
     parser.add_argument("--loso-epochs", type=int, help="epochs of the leave-one-space-out runs (default --epochs)")
     parser.add_argument("--loso-targets", default="ethos-u55-128", help="comma list; 'all' for every target")
+    parser.add_argument("--spaces", help="comma list: train and test on these spaces only (default: every one "
+                                             "with labels; a space left out stays out of space)")
     parser.add_argument("--loso-spaces", default="all",
                         help="comma list of the spaces to leave out in turn (e.g. half of them per process)")
     parser.add_argument("--no-zoo", action="store_true", help="skip the out-of-space networks")
@@ -142,6 +144,7 @@ def main(argv=None) -> int:
     from predictors.train import evaluate_graphs, torch_threads, train_predictor
 
     config = json.loads(args.config)
+    spaces = args.spaces.split(",") if args.spaces else None
     info = DatasetStore(args.data).info()
     targets = args.target or sorted({t for counts in info["by_space"].values() for t in counts})
     print(f"data: {args.data} ({info['samples']} networks); machine: {_machine(info)}, "
@@ -160,7 +163,7 @@ def main(argv=None) -> int:
         if not args.no_ours:
             t0 = time.time()
             predictor, report = train_predictor([args.data], out, config=config, epochs=args.epochs,
-                                                targets=[target], name=name, progress=False)
+                                                targets=[target], name=name, progress=False, spaces=spaces)
             in_space[target] = predictor
             time_rows.append((f"ours: {target}", report["split"]["train"], predictor.manifest["ensemble"],
                               f"{time.time() - t0:.0f}"))
