@@ -19,6 +19,7 @@ from hwnas.cli import format_table
 from predictors.dataset import DatasetStore
 from predictors.predictor import list_predictors, load_predictor
 from predictors.train import load_graphs
+from search_spaces.errors import HwnasError
 
 
 def main() -> None:
@@ -35,7 +36,10 @@ def main() -> None:
         trained_on = p.manifest.get("training", {}).get("spaces") or []
         note = " (trained on it!)" if args.space in trained_on else ""
         for target in p.targets:
-            graphs, _ = load_graphs([args.data], [target], [args.space])
+            try:
+                graphs, _ = load_graphs([args.data], [target], [args.space])
+            except HwnasError:  # no labels of this target in the space
+                continue
             graphs = [g for g in graphs if getattr(g, "quantize", "int8") == "int8"]
             if not graphs:
                 continue
