@@ -51,7 +51,7 @@ def test_the_issue_spaces_are_registered():
 
 
 def test_unknown_space_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="unknown search space 'mobilenet'; choose one of: fbnet, "):
+    with pytest.raises(UnknownNameError, match="unknown search space 'mobilenet'; choose one of: breadth, fbnet, "):
         search_spaces.get("mobilenet")
 
 
