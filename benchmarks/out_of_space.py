@@ -55,6 +55,8 @@ def main() -> None:
                     ratio = np.maximum(mean[k, i] / y[k, i], y[k, i] / np.maximum(mean[k, i], 1e-12))
                     rows.append((target + note, metric, group, int(k.sum()), f"{100 * rel.mean():.1f}",
                                  f"{100 * (rel <= 0.1).mean():.0f}", f"{ratio.max():.2f}x"))
+    if not rows:
+        raise SystemExit(f"out_of_space: no labelled {args.space!r} networks in {args.data} for these predictors")
     print(f"{args.space} networks in {args.data}, int8, predicted by predictors that never trained on them")
     print(format_table(rows, ("target", "metric", "family", "n", "MAPE %", "within 10 %", "worst ratio")))
 
