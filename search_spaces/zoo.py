@@ -57,6 +57,56 @@ def fc_autoencoder():
     return keras.Model(inputs, L.Dense(640)(x), name="fc_autoencoder")
 
 
+def lenet5():
+    """LeNet-5 on 28x28 digits: 5x5 convolutions, average pooling, three dense layers."""
+    keras = import_keras()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1), batch_size=1)
+    x = L.AveragePooling2D(2)(L.Conv2D(6, 5, padding="same", activation="relu")(inputs))
+    x = L.AveragePooling2D(2)(L.Conv2D(16, 5, activation="relu")(x))
+    x = L.Dense(84, activation="relu")(L.Dense(120, activation="relu")(L.Flatten()(x)))
+    return keras.Model(inputs, L.Dense(10, activation="softmax")(x), name="lenet5")
+
+
+def micro_speech():
+    """TensorFlow Lite Micro's micro_speech "tiny_conv": one strided 10x8 convolution on a
+    49x40 spectrogram, then a dense layer."""
+    keras = import_keras()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((49, 40, 1), batch_size=1)
+    x = L.Conv2D(8, (10, 8), strides=2, padding="same", activation="relu")(inputs)
+    return keras.Model(inputs, L.Dense(4, activation="softmax")(L.Flatten()(x)), name="micro_speech")
+
+
+def mnist_cnn():
+    """The Keras MNIST example: two 3x3 convolutions, max pooling, a 128-unit dense layer."""
+    keras = import_keras()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1), batch_size=1)
+    x = L.Conv2D(32, 3, activation="relu")(inputs)
+    x = L.MaxPooling2D(2)(L.Conv2D(64, 3, activation="relu")(x))
+    x = L.Dense(128, activation="relu")(L.Flatten()(x))
+    return keras.Model(inputs, L.Dense(10, activation="softmax")(x), name="mnist_cnn")
+
+
+def ecg_cnn1d():
+    """A 1-D CNN on a 1,000-sample single-lead ECG (arrhythmia classifiers of this shape are
+    a TinyML staple): strided Conv1D with batch norm, max pooling, global pooling."""
+    keras = import_keras()
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((1000, 1), batch_size=1)
+    x = inputs
+    for filters, kernel in ((16, 15), (32, 9), (64, 5), (64, 3)):
+        x = L.ReLU()(L.BatchNormalization()(L.Conv1D(filters, kernel, strides=2, padding="same")(x)))
+        x = L.MaxPooling1D(2)(x)
+    x = L.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, L.Dense(5, activation="softmax")(x), name="ecg_cnn1d")
+
+
 def lstm():
     keras = import_keras()
     L = keras.layers
