@@ -312,6 +312,8 @@ def train_predictor(
     if len(train) < 2:
         raise HwnasError(f"only {len(graphs)} labelled networks: too few to train on")
     normalizer = base.normalizer if base else Normalizer.fit(train)
+    if cfg.get("drop_features") and not base:  # an A/B of features on one split
+        normalizer.drop(cfg["drop_features"])
     y_train = np.concatenate([g.y.numpy() for g in train]).astype(np.float64)
     scaler = LabelScaler.fit(y_train, log=cfg["target_transform"] == "log")
     p_train, p_val = _prepare(train, normalizer, scaler), _prepare(val, normalizer, scaler)

@@ -422,6 +422,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         delta[max(end, start) + 1] -= t.nbytes
         total_activation += t.nbytes
     live = np.cumsum(delta[:n])
+    x[:, col["live_activation_bytes"]] = live
     peak = float(live.max()) if n else 0.0
     peak_scratch = float((live + x[:, c_scratch]).max()) if n else 0.0
 

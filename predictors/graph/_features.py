@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
-FEATURE_SCHEMA = 4
+FEATURE_SCHEMA = 5
+# 5: live_activation_bytes, the bytes of every activation alive while an operator runs
+#    (the per-operator term of peak_activation_bytes: what a memory planner must hold).
 # 4: weight conversions (DEQUANTIZE / DENSIFY of a constant) folded into their consumer's
 #    weights; MACs of PRELU (one per element), recurrent ops only for the per-token weight
 #    rule, MediaPipe's Convolution2DTransposeBias. Same columns; every graph of the
@@ -93,6 +95,11 @@ NODE_FEATURES: tuple[str, ...] = tuple(
     # conv's re-laid-out weights).  In a 96x96 super-resolution network these buffers
     # are 10x the activations.
     + ["scratch_bytes", "persistent_scratch_bytes"]
+    # Liveness (schema 5): the bytes of the non-constant tensors alive while the operator
+    # runs, in execution order (produced at or before it, read at or after it; graph
+    # inputs from the start, outputs to the end).  Its maximum is peak_activation_bytes;
+    # per operator it lets a readout find where the memory peak is and what runs there.
+    + ["live_activation_bytes"]
     + _onehot("out_dtype", DTYPES)
     + _onehot("in_dtype", DTYPES)
     + _onehot("weight_dtype", DTYPES)

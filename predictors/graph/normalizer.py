@@ -85,6 +85,19 @@ class Normalizer:
         u = np.concatenate([g.u.numpy() for g in graphs])
         return cls(_Columns.fit(x), _Columns.fit(e), _Columns.fit(u))
 
+    def drop(self, names: Iterable[str]) -> "Normalizer":
+        """Scales the named node or graph feature columns to zero, as a column constant in
+        training is: an A/B of a feature on one split (``train_predictor(config=
+        {"drop_features": [...]})``) without a second feature layout."""
+        for name in names:
+            if name in NODE_FEATURES:
+                self.node.std[NODE_FEATURES.index(name)] = 0.0
+            elif name in GRAPH_FEATURES:
+                self.graph.std[GRAPH_FEATURES.index(name)] = 0.0
+            else:
+                raise HwnasError(f"drop_features: no feature {name!r}")
+        return self
+
     def transform(self, data):
         """A copy of ``data`` with scaled ``x``, ``edge_attr`` and ``u`` (float32)."""
         import torch

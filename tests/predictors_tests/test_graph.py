@@ -142,6 +142,22 @@ def test_node_features_of_a_known_network():
     assert data.edge_index.tolist() == [[0, 1, 2, 3], [1, 2, 3, 4]]
 
 
+def test_live_activation_bytes_of_a_known_network():
+    """Per operator, the activations alive while it runs; their maximum is the graph's peak."""
+    data = from_tflite(to_tflite(_no_pool_net()))
+    x, u = data.x, data.u[0]
+    live = [float(v) for v in x[:, COL["live_activation_bytes"]]]
+    # int8 chain input 12x12x3 -> conv 6x6x8 -> dw 4x4x8 -> conv 4x4x16 -> reshape 256 -> FC 5:
+    # at each operator its input (the graph input lives from the start) and its output
+    assert live[:4] == [12 * 12 * 3 + 6 * 6 * 8, 6 * 6 * 8 + 4 * 4 * 8, 4 * 4 * 8 + 4 * 4 * 16, 256 + 256]
+    assert live[4] == 256 + 5
+    assert max(live) == float(u[GCOL["peak_activation_bytes"]])
+    for name in ("ds_cnn", "resnet8"):  # branches: a skip input stays live across its branch
+        g = from_tflite(exported(name, "int8"))
+        assert float(g.x[:, COL["live_activation_bytes"]].max()) == float(g.u[0, GCOL["peak_activation_bytes"]])
+        assert (g.x[:, COL["live_activation_bytes"]] >= g.x[:, COL["out_activation_bytes"]]).all()
+
+
 def test_channel_alignment_features_of_a_known_network():
     x = from_tflite(to_tflite(_no_pool_net())).x
     conv, dw, conv1x1, fc = x[0], x[1], x[2], x[4]
@@ -277,6 +293,20 @@ def test_normaliser_fits_transforms_and_round_trips(tmp_path):
     graphs[0].feature_version = "perfsage-0.old"
     with pytest.raises(HwnasError, match="extract it again"):
         norm(graphs[0])
+
+
+def test_normaliser_drops_named_columns_for_an_ab():
+    graphs = [from_tflite(exported(name, "int8")) for name in ("ds_cnn", "resnet8")]
+    norm = Normalizer.fit(graphs)
+    before = norm(graphs[0]).x
+    assert before[:, COL["live_activation_bytes"]].abs().max() > 0
+    norm.drop(["live_activation_bytes", "peak_activation_bytes"])
+    after, u = norm(graphs[0]).x, norm(graphs[0]).u
+    assert (after[:, COL["live_activation_bytes"]] == 0).all() and (u[:, GCOL["peak_activation_bytes"]] == 0).all()
+    keep = [i for i in range(len(NODE_FEATURES)) if i != COL["live_activation_bytes"]]
+    assert torch.equal(after[:, keep], before[:, keep])
+    with pytest.raises(HwnasError, match="no feature 'nope'"):
+        norm.drop(["nope"])
 
 
 def test_bad_files_raise_the_project_error(tmp_path):
