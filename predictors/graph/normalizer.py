@@ -88,7 +88,9 @@ class Normalizer:
     def drop(self, names: Iterable[str]) -> "Normalizer":
         """Scales the named node or graph feature columns to zero, as a column constant in
         training is: an A/B of a feature on one split (``train_predictor(config=
-        {"drop_features": [...]})``) without a second feature layout."""
+        {"drop_features": [...]})``) without a second feature layout.  A predictor
+        trained so reads those columns as constant in training, and its
+        ``PredictionWarning`` names them: it is for measuring a feature, not for shipping."""
         for name in names:
             if name in NODE_FEATURES:
                 self.node.std[NODE_FEATURES.index(name)] = 0.0
