@@ -139,7 +139,7 @@ def build_dataset(
         relabel: dict[str, dict] = {}
         first = set(store.first(space.name, num))
         for t in targets:
-            for key, arch, wseed, sha in store.unlabelled(space.name, t):
+            for key, arch, wseed, sha in store.unlabelled(space.name, t, stale=registry.get(t).stale):
                 arch_id, regime = split_key(key)
                 if arch_id not in first or (regime != DEFAULT_REGIME and regime not in regimes):
                     continue  # a target is added to the space's first ``num`` networks (in these regimes) only

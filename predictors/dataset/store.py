@@ -45,7 +45,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from search_spaces.errors import HwnasError
 
@@ -467,9 +467,15 @@ class DatasetStore:
         """arch_ids with a successful label of ``target``."""
         return {r["arch_id"] for r in self.label_rows(target, "ok")}
 
-    def unlabelled(self, space: str | None, target: str) -> list[tuple[str, dict, int, str]]:
-        """Healthy networks without a label row for ``target``: (arch_id, arch, seed, sha)."""
-        have = {a for (a, t) in self._label_rows() if t == target}
+    def unlabelled(self, space: str | None, target: str,
+                   stale: Callable[[dict], bool] | None = None) -> list[tuple[str, dict, int, str]]:
+        """Healthy networks without a label row for ``target``: (arch_id, arch, seed, sha).
+
+        With ``stale`` (a target's :meth:`~predictors.targets.Target.stale`), a successful
+        label it calls stale counts as missing too: it is to be measured again.
+        """
+        have = {a for (a, t), row in self._label_rows().items() if t == target
+                and not (stale is not None and row["status"] == "ok" and stale(row["metrics"] or {}))}
         return [(r["arch_id"], r["arch"], r["seed"], r["tflite_sha256"]) for r in self.network_rows(space, "ok")
                 if r["arch_id"] not in have]
 

@@ -49,6 +49,13 @@ class Target(ABC):
         """How this target measures (recorded with every label)."""
         return {}
 
+    def stale(self, metrics: dict[str, Any]) -> bool:
+        """Whether a stored label was measured another way than this target measures now.
+
+        The dataset builder measures a stale label again (the new label replaces it).
+        """
+        return False
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

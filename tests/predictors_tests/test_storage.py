@@ -118,6 +118,14 @@ def test_sealed_shards_are_never_rewritten_and_later_labels_win(graphs, tmp_path
         assert info["by_space"]["keyword_spotting"] == {"cpu-litert": 1, "ethos-u55-128": 2}
         assert store.first("keyword_spotting", 1) == ["net-a"]
         assert [a for a, *_ in store.unlabelled(None, "cpu-litert")] == ["net-b", "net-d"]
+        # a label measured another way than the target measures now is to be measured again
+        stale = lambda metrics: metrics.get("timing", "median") != "min-of-10-rounds"  # noqa: E731
+        assert [a for a, *_ in store.unlabelled(None, "cpu-litert", stale=stale)] == ["net-a", "net-b", "net-d"]
+        from predictors.targets import LiteRTCPUTarget, get
+
+        assert [a for a, *_ in store.unlabelled(None, "cpu-litert", stale=LiteRTCPUTarget().stale)] == [
+            "net-a", "net-b", "net-d"]
+        assert store.unlabelled(None, "ethos-u55-128", stale=get("ethos-u55-128").stale) == []  # Vela: never stale
 
 
 def test_two_writers_on_one_folder_are_refused(tmp_path):

@@ -10,15 +10,38 @@ from search_spaces.errors import TargetError
 
 @pytest.fixture(scope="module")
 def fast_target():
-    return LiteRTCPUTarget(min_runs=50, min_time_s=0.0)
+    return LiteRTCPUTarget(min_runs=50, min_time_s=0.0, round_time_s=0.0, gap_s=0.0)
 
 
-def test_latency_is_the_median_of_at_least_50_runs(fast_target, int8_model):
+def test_latency_is_the_fastest_of_at_least_50_runs_in_rounds(fast_target, int8_model):
     result = fast_target.measure(int8_model)
-    assert result["runs"] >= 50
-    assert result["latency_min_ms"] <= result["latency_p10_ms"] <= result["latency_ms"] <= result["latency_p90_ms"]
+    assert result["runs"] >= 50 and result["timing"] == "min-of-10-rounds"
+    assert result["latency_ms"] == result["latency_min_ms"]
+    assert result["latency_ms"] <= result["latency_p10_ms"] <= result["latency_median_ms"] <= result["latency_p90_ms"]
     assert result["cpu_cores"] >= 1 and result["cpu_model"]
     assert result["model_kib"] == len(int8_model) / 1024
+    assert not fast_target.stale(result)
+
+
+def test_the_median_timing_of_older_labels_is_kept_and_called_stale(fast_target, int8_model):
+    legacy = LiteRTCPUTarget(min_runs=50, min_time_s=0.0, timing="median")
+    result = legacy.measure(int8_model)
+    assert result["timing"] == "median" and result["latency_ms"] == result["latency_median_ms"]
+    assert result["latency_min_ms"] <= result["latency_ms"] <= result["latency_p90_ms"]
+    assert fast_target.stale(result) and fast_target.stale({"latency_ms": 1.0})  # no `timing`: before rounds
+    assert not legacy.stale({"latency_ms": 1.0})
+    with pytest.raises(ValueError, match="timing must be one of"):
+        LiteRTCPUTarget(timing="mean")
+
+
+def test_rounds_are_spread_in_time(int8_model):
+    import time
+
+    target = LiteRTCPUTarget(min_runs=10, rounds=5, round_time_s=0.0, gap_s=0.05)
+    t0 = time.perf_counter()
+    result = target.measure(int8_model)
+    assert time.perf_counter() - t0 >= 4 * 0.05  # four gaps between five rounds
+    assert result["runs"] >= 10 and result["timing"] == "min-of-5-rounds"
 
 
 def test_arena_is_deterministic_and_bounded_by_tensor_lifetimes(fast_target, int8_model, float_model):
