@@ -177,6 +177,10 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     if info["failures"]:
         print()
         print(format_table(sorted(info["failures"].items()), ("failure", "count")))
+    for target, counts in info.get("timings", {}).items():  # labels timed another way are measured again
+        stale = info["stale_labels"].get(target, 0)
+        print(f"\n{target} timing: {', '.join(f'{how} {n}' for how, n in counts.items())}" + (
+            f" ({stale} stale: `hwnas dataset build ... --target {target}` measures them again)" * bool(stale)))
     print()
     for key, value in info["versions"].items():
         print(f"{key}: {value}")

@@ -574,8 +574,13 @@ class DatasetStore:
         networks = dict(sorted(networks.items()))
         by_space: dict[str, dict[str, int]] = {space: {} for space in networks}
         labels_by_regime: dict[str, dict[str, int]] = {}
+        timings: dict[str, dict[str, int]] = {}  # target -> how its latency was timed -> labels
         for (arch_id, target), row in self._label_rows().items():
             if row["status"] == "ok":
+                metrics = row["metrics"] or {}
+                if "timing" in metrics or target == "cpu-litert":
+                    per = timings.setdefault(target, {})
+                    per[metrics.get("timing", "median")] = per.get(metrics.get("timing", "median"), 0) + 1
                 space = space_of.get(arch_id)
                 regime = split_key(arch_id)[1]
                 if space is not None and regime == DEFAULT_REGIME:
@@ -610,6 +615,8 @@ class DatasetStore:
                             "labels": dict(sorted(labels_by_regime.get(q, {}).items()))}
                         for q in sorted(regimes) if q != DEFAULT_REGIME},
             "failures": failures,
+            "timings": {t: dict(sorted(c.items())) for t, c in sorted(timings.items())},
+            "stale_labels": _stale_labels(timings),
             "versions": {k: v[0] if len(v) == 1 else v for k, v in versions.items()},
             "machines": machines,
             "runs": len(runs),
@@ -620,6 +627,19 @@ class DatasetStore:
         if self.bad_shards:
             info["bad_shards"] = list(self.bad_shards)
         return info
+
+
+def _stale_labels(timings: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Per target, the labels timed another way than the target times now (see ``Target.stale``)."""
+    from predictors import targets as registry
+
+    out = {}
+    for target, counts in timings.items():
+        try:
+            out[target] = sum(n for how, n in counts.items() if registry.get(target).stale({"timing": how}))
+        except HwnasError:  # a target this hwnas does not have
+            continue
+    return out
 
 
 def _row(network: dict, labels: dict[str, dict[str, dict]]) -> dict[str, Any]:

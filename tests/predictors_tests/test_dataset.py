@@ -352,15 +352,21 @@ def test_a_network_in_several_regimes_is_one_network_and_a_sample_per_regime(tmp
     assert info["networks_by_space"] == {SPACE: 2} and info["samples"] == 6
     assert info["regimes"]["float16"] == {"samples": {SPACE: 2}, "labels": {"cpu-litert": 2}}
     assert info["failures"] == {"ethos-u55-128: UnsupportedModelError": 4}
+    assert info["timings"] == {"cpu-litert": {"min-of-10-rounds": 6}} and info["stale_labels"] == {"cpu-litert": 0}
     table = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "info", str(out)], capture_output=True,
                            text=True)
-    assert "2 networks (6 samples)" in table.stdout
+    assert "2 networks (6 samples)" in table.stdout and "cpu-litert timing: min-of-10-rounds 6\n" in table.stdout
     assert [line.split()[:3] for line in table.stdout.splitlines() if line.startswith("(all, float16)")] == [
         ["(all,", "float16)", "2"]]
 
+    with DatasetStore(out, create=True) as store:  # a label timed the old way (the median of one window) is stale
+        store.add_labels(nets[0], {"cpu-litert": {"metrics": {"latency_ms": 1234.5, "timing": "median"}}})
     rerun = subprocess.run(cmd[:8] + ["3"] + cmd[9:], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "1 networks added (and 2 samples in other regimes)" in rerun.stdout  # only the new network's
+    with DatasetStore(out) as store:
+        again = {r["arch_id"]: r for r in store.rows(with_tflite=False)}[nets[0]]["labels"]["cpu-litert"]
+    assert again["timing"] == "min-of-10-rounds" and again["latency_ms"] < 1234.5  # measured again
 
     graphs = list(GraphDataset(out, targets=["cpu-litert"]))
     assert len(graphs) == 9 and {g.quantize for g in graphs} == {"int8", "float16", "dynamic"}
