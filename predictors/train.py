@@ -64,6 +64,42 @@ def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] |
     return graphs, names
 
 
+def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
+                  names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per target that records it, how the training labels' latency was timed (``timing``).
+
+    Labels of one target timed two ways (cpu-litert's ``median`` and ``min-of-10-rounds``)
+    teach the predictor two latencies at once: that is warned about, not refused (a
+    relabelling job in progress is a normal state of a dataset).
+    """
+    import warnings
+
+    from predictors.dataset.store import DatasetStore
+
+    targets = {n.split("/", 1)[0] for n in names}
+    counts: dict[str, dict[str, int]] = {}
+    seen: set[tuple[str, str]] = set()
+    for d in data_dirs:
+        with DatasetStore(d) as store:
+            for row in store.label_rows(status="ok"):
+                key = (row["arch_id"], row["target"])
+                if row["target"] not in targets or row["arch_id"] not in arch_ids or key in seen:
+                    continue
+                seen.add(key)
+                metrics = row["metrics"] or {}
+                if "timing" in metrics or row["target"] == "cpu-litert":
+                    per = counts.setdefault(row["target"], {})
+                    how = metrics.get("timing", "median")
+                    per[how] = per.get(how, 0) + 1
+    for target, per in counts.items():
+        if len(per) > 1:
+            warnings.warn(f"{target} labels were timed {len(per)} ways "
+                          f"({', '.join(f'{how} {n}' for how, n in sorted(per.items()))}): the predictor learns "
+                          f"a mix; `hwnas dataset build ... --target {target}` measures the stale ones again",
+                          stacklevel=3)
+    return {t: dict(sorted(c.items())) for t, c in sorted(counts.items())}
+
+
 def split_by_network(graphs: list, seed: int = 0, fractions=(0.8, 0.1, 0.1),
                      test_spaces: Sequence[str] | None = None) -> tuple[list, list, list]:
     """Deterministic split by network: the samples of one network (its regimes, keys
@@ -304,6 +340,7 @@ def train_predictor(
         cfg["epochs"] = int(epochs)
     torch.set_num_threads(torch_threads())  # a training process: its own thread count throughout
     graphs, names = load_graphs(data_dirs, targets, spaces)
+    timings = label_timings(data_dirs, {g.arch_id for g in graphs}, names)
     if split is not None:  # explicit arch_id lists (benchmarks: N training networks, fixed test set)
         by_id = {g.arch_id: g for g in graphs}
         train, val, test = ([by_id[a] for a in ids if a in by_id] for ids in split)
@@ -377,6 +414,7 @@ def train_predictor(
         "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "epochs": cfg["epochs"],
         "history": [h[-1] for h in histories],
+        "timings": timings,
     }
     manifest["training"] = report
     if out:

@@ -128,6 +128,29 @@ def test_sealed_shards_are_never_rewritten_and_later_labels_win(graphs, tmp_path
         assert store.unlabelled(None, "ethos-u55-128", stale=get("ethos-u55-128").stale) == []  # Vela: never stale
 
 
+def test_training_labels_timed_two_ways_are_counted_and_warned_about(graphs, tmp_path):
+    from predictors.train import label_timings
+
+    folder = tmp_path / "d"
+    with DatasetStore(folder, create=True) as store:
+        _add(store, "net-a", graphs[0], labels={"cpu-litert": {"metrics": {"latency_ms": 3.0}}})  # no timing: median
+        _add(store, "net-b", graphs[1], labels={"cpu-litert": {"metrics": {"latency_ms": 2.0,
+                                                                          "timing": "min-of-10-rounds"}},
+                                                "ethos-u55-128": {"metrics": {"latency_ms": 1.5}}})
+        _add(store, "net-c", graphs[1], labels={"cpu-litert": {"metrics": {"latency_ms": 2.5,
+                                                                          "timing": "min-of-10-rounds"}}})
+    names = ["cpu-litert/latency_ms", "ethos-u55-128/latency_ms"]
+    with pytest.warns(UserWarning, match=r"cpu-litert labels were timed 2 ways \(median 1, min-of-10-rounds 2\)"):
+        assert label_timings([folder], {"net-a", "net-b", "net-c"}, names) == {
+            "cpu-litert": {"median": 1, "min-of-10-rounds": 2}}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one protocol among the networks trained on: no warning
+        assert label_timings([folder], {"net-b", "net-c"}, names) == {"cpu-litert": {"min-of-10-rounds": 2}}
+        assert label_timings([folder], {"net-a", "net-b"}, ["ethos-u55-128/latency_ms"]) == {}
+
+
 def test_two_writers_on_one_folder_are_refused(tmp_path):
     with DatasetStore(tmp_path / "d", create=True):
         with pytest.raises(HwnasError, match="another build or import is writing"):
