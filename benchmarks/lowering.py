@@ -157,7 +157,7 @@ def report(stats: dict) -> None:
 def fit_size(args) -> None:
     import search_spaces
     from predictors.graph._lowered import lower
-    from predictors.graph._lower import model_bytes
+    from predictors.graph._lower import EXACT_TERMS, model_bytes
 
     data = []
     for space_name, row, size in stored_rows(args.data, args.limit):
@@ -175,11 +175,13 @@ def fit_size(args) -> None:
                 size = len(to_tflite(space.build(arch, seed=i), quantize="int8", seed=i))
                 test = int(hashlib.sha1(space.arch_id(arch).encode()).hexdigest(), 16) % 3 == 0
                 data.append((_fresh_key(name, options), size, lower(space, arch).size_terms, test))
-    keys = sorted({k for _, _, t, _ in data for k in t if k not in ("data", "quant")})
+    keys = sorted({k for _, _, t, _ in data for k in t if k not in EXACT_TERMS})
     train = [d for d in data if not d[3]]
     x = np.array([[t.get(k, 0.0) for k in keys] for _, _, t, _ in train])
-    y = np.array([size - t["data"] - t["quant"] for _, size, t, _ in train])
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    y = np.array([size - sum(t[k] for k in EXACT_TERMS) for _, size, t, _ in train])
+    # relative error is what counts: each network weighs 1 / its size (the small ones decide the worst case)
+    scale = 1.0 / np.array([size for _, size, _, _ in train], dtype=np.float64)
+    coef, *_ = np.linalg.lstsq(x * scale[:, None], y * scale, rcond=None)
     weights = dict(zip(keys, [round(float(c), 6) for c in coef]))
     for part in (False, True):
         for space in SPACES + [_fresh_key(n, o) for n, o in FRESH] * bool(args.fresh):

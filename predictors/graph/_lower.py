@@ -463,21 +463,24 @@ def lower_graph(graph: KerasGraph) -> ModelInfo:
             tensors.append(op.output)
     for i, t in enumerate(tensors):
         t.index = i
-    infos = [_tensor_info(t, i) for i, t in enumerate(tensors)]
+    from predictors.graph._names import tensor_names
+
+    tensor_name = tensor_names(tensors, ops, names, position, lowering.producer, outputs)
+    infos = [_tensor_info(t, i, tensor_name[i]) for i, t in enumerate(tensors)]
     operators = [
         OperatorInfo(i, op.opcode, tuple(t.index if t is not None else -1 for t in op.inputs), (op.output.index,),
                      _builtin_code(op.opcode), dict(op.options))
         for i, op in enumerate(ops)
     ]
-    terms = size_terms(tensors, ops, names)
+    terms = size_terms(tensors, ops, tensor_name)
     info = ModelInfo(size_bytes=model_bytes(terms), num_subgraphs=1)
     info.size_terms = terms
     info.subgraphs.append(SubgraphInfo(operators, infos, (tensors[0].index,), tuple(t.index for t in outputs)))
     return info
 
 
-def _tensor_info(t: LTensor, index: int) -> TensorInfo:
-    info = TensorInfo(index, "", t.dtype, tuple(t.shape), index if t.const else 0, t.const, t.scales > 0,
+def _tensor_info(t: LTensor, index: int, name: str = "") -> TensorInfo:
+    info = TensorInfo(index, name, t.dtype, tuple(t.shape), index if t.const else 0, t.const, t.scales > 0,
                       tuple(t.shape), t.scales > 1)
     elems = math.prod(t.shape) if t.shape else 1
     info.__dict__["num_elements"] = elems
@@ -486,46 +489,50 @@ def _tensor_info(t: LTensor, index: int) -> TensorInfo:
     return info
 
 
-def size_terms(tensors: list[LTensor], ops: list[LOp], names: TFNames) -> dict[str, float]:
-    """The model-size terms: exact bytes (``data``: constant data, stored once per value;
-    ``quant``: scales and zero points) and the counts :func:`model_bytes` weighs.
+_ZERO_KEYS = ("bias", "alpha", "zeros")  # constants all zero in an untrained network
 
-    A tensor's name is the TensorFlow names of what the converter fused into it,
-    joined: per kind of tensor (``sig``: the operator and the layers it absorbed, or
-    the constant's use) its count and the length of those names.
+
+def size_terms(tensors: list[LTensor], ops: list[LOp], names: list[str]) -> dict[str, float]:
+    """The model-size terms: exact bytes (``data``: constant data, stored once per value;
+    ``quant``: scales and zero points; ``names``: the tensors' names, as
+    :mod:`predictors.graph._names` reproduces them) and the counts of the tables around
+    them, which :func:`model_bytes` weighs (one weight per kind of operator: their
+    options tables differ).
     """
+    from predictors.graph._names import string_bytes
+
     data = pad16 = pad4 = 0.0
     seen: set = set()
     for t in tensors:
         if not t.const:
             continue
-        key = ("v", id(t)) if t.key is None else (t.dtype, t.shape, t.key)
+        nbytes = math.prod(t.shape) * TYPE_BYTES.get(t.dtype, 4.0)
+        if t.key is not None and t.key[0] in _ZERO_KEYS:  # the file stores equal bytes once, whatever their type
+            key: tuple = ("zero", nbytes)
+        else:
+            key = ("v", id(t)) if t.key is None else (t.dtype, t.shape, t.key)
         if key not in seen:
             seen.add(key)
-            nbytes = math.prod(t.shape) * TYPE_BYTES.get(t.dtype, 4.0)
             data += nbytes
             pad16 += -nbytes % 16
             pad4 += -nbytes % 4
-    terms: dict[str, float] = {"data": data, "quant": sum(12.0 * t.scales for t in tensors if t.scales),
-                               "base": 1.0, "tensor": float(len(tensors)), "op": float(len(ops)),
-                               "pad16": pad16, "pad4": pad4}
-
-    def add(sig: str, chars: float) -> None:
-        terms[f"n:{sig}"] = terms.get(f"n:{sig}", 0.0) + 1.0
-        terms[f"c:{sig}"] = terms.get(f"c:{sig}", 0.0) + chars
-
-    done: set[int] = set()
+    terms: dict[str, float] = {
+        "data": data, "quant": sum(12.0 * t.scales for t in tensors if t.scales),
+        "names": float(sum(string_bytes(n) for n in names)),
+        "base": 1.0, "tensor": float(len(tensors)), "op": float(len(ops)), "pad16": pad16, "pad4": pad4,
+        "buffer": float(len(seen)), "dims": float(sum(len(t.shape) for t in tensors)),
+        "quantized": float(sum(1 for t in tensors if t.scales)),
+        "per_channel": float(sum(1 for t in tensors if t.scales > 1)),
+        "inputs": float(sum(len(op.inputs) for op in ops)),
+    }
     for op in ops:
-        kinds = "+".join(n.kind for n in op.nodes)
-        add(f"{op.opcode}:{kinds}", sum(len(names.roles[id(n)]["out"]) for n in op.nodes))
-        if op.output.shape and op.output.shape[-1] % 8:  # (folded constants name more of their sources)
-            add(f"{op.opcode}:{kinds}:odd", sum(len(names.roles[id(n)]["out"]) for n in op.nodes))
-        for k, t in enumerate(op.inputs):
-            if t is not None and t.const and id(t) not in done:
-                done.add(id(t))
-                add(f"{op.opcode}:{kinds}:in{k}{'b' if t.key and t.key[0] == 'bias' else ''}",
-                    len(names.roles[id(op.node)]["out"]))
+        terms[f"n:{op.opcode}"] = terms.get(f"n:{op.opcode}", 0.0) + 1.0
+    for opcode in {op.opcode for op in ops}:  # an operator-code table each, and what it brings along
+        terms[f"u:{opcode}"] = 1.0
     return terms
+
+
+EXACT_TERMS = ("data", "quant", "names")  # bytes as they are; the other terms are counts, weighed
 
 
 @lru_cache(maxsize=1)
@@ -541,15 +548,9 @@ def size_model() -> dict[str, float]:
 def model_bytes(terms: dict[str, float], weights: dict[str, float] | None = None) -> int:
     """The flatbuffer's size: its data exactly, the structure around it as fitted."""
     weights = size_model() if weights is None else weights
-    default = weights.get("default_name", 60.0)
-    total = terms["data"] + terms["quant"]
+    total = 0.0
     for k, v in terms.items():
-        if k in ("data", "quant"):
-            continue
-        w = weights.get(k)
-        if w is None:
-            w = default if k.startswith("n:") else (1.0 if k.startswith("c:") else 0.0)
-        total += w * v
+        total += v * (1.0 if k in EXACT_TERMS else weights.get(k, 0.0))
     return int(round(total))
 
 
