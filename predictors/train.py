@@ -74,7 +74,7 @@ def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
     """
     import warnings
 
-    from predictors.dataset.store import DatasetStore
+    from predictors.dataset.store import DatasetStore, label_timing
 
     targets = {n.split("/", 1)[0] for n in names}
     counts: dict[str, dict[str, int]] = {}
@@ -86,10 +86,9 @@ def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
                 if row["target"] not in targets or row["arch_id"] not in arch_ids or key in seen:
                     continue
                 seen.add(key)
-                metrics = row["metrics"] or {}
-                if "timing" in metrics or row["target"] == "cpu-litert":
+                how = label_timing(row["target"], row["metrics"])
+                if how is not None:
                     per = counts.setdefault(row["target"], {})
-                    how = metrics.get("timing", "median")
                     per[how] = per.get(how, 0) + 1
     for target, per in counts.items():
         if len(per) > 1:

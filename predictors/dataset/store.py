@@ -577,10 +577,10 @@ class DatasetStore:
         timings: dict[str, dict[str, int]] = {}  # target -> how its latency was timed -> labels
         for (arch_id, target), row in self._label_rows().items():
             if row["status"] == "ok":
-                metrics = row["metrics"] or {}
-                if "timing" in metrics or target == "cpu-litert":
+                how = label_timing(target, row["metrics"])
+                if how is not None:
                     per = timings.setdefault(target, {})
-                    per[metrics.get("timing", "median")] = per.get(metrics.get("timing", "median"), 0) + 1
+                    per[how] = per.get(how, 0) + 1
                 space = space_of.get(arch_id)
                 regime = split_key(arch_id)[1]
                 if space is not None and regime == DEFAULT_REGIME:
@@ -627,6 +627,15 @@ class DatasetStore:
         if self.bad_shards:
             info["bad_shards"] = list(self.bad_shards)
         return info
+
+
+def label_timing(target: str, metrics: dict | None) -> str | None:
+    """How a label's latency was timed (cpu-litert's labels without ``timing`` are ``median``);
+    None for a target that does not record it."""
+    metrics = metrics or {}
+    if "timing" in metrics or target == "cpu-litert":
+        return metrics.get("timing", "median")
+    return None
 
 
 def _stale_labels(timings: dict[str, dict[str, int]]) -> dict[str, int]:
