@@ -49,12 +49,13 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--max-latency-ms", type=float, default=None, help="search budget (default: the median)")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0, help="search sampler seed (a rerun draws the same candidates)")
     parser.add_argument("--out", default="out/retrain")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="a small table and short runs (CI)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.epochs, args.trials = min(args.rows, 12), 20, 4
+        args.rows, args.epochs, args.trials = min(args.rows, 12), 20, 8
     if not os.path.isfile(args.csv):
         print(f"error: {args.csv}: no such table (the public data lives in ../shared/data)", file=sys.stderr)
         return 1
@@ -80,7 +81,8 @@ def main(argv=None) -> int:
     hwnas("train", "--data", data, "--target", args.device, "--out", predictor, "--epochs", str(args.epochs),
           "--quiet", *(["--init", args.init] if args.init else []))
     hwnas("search", "--space", args.space, "--target", args.device, "--predictor", predictor,
-          "--max-latency-ms", f"{budget:.4g}", "--trials", str(args.trials), "--out", os.path.join(args.out, "search"))
+          "--max-latency-ms", f"{budget:.4g}", "--trials", str(args.trials), "--seed", str(args.seed),
+          "--out", os.path.join(args.out, "search"))
     print(f"\npredictor for {args.device}: {predictor} (use it with `hwnas search --predictor {predictor}` "
           f"or predictors.load_predictor)")
     return 0

@@ -370,7 +370,7 @@ def test_retrain_example_goes_from_a_measurement_table_to_a_search(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "raspi4: 12 networks imported" in proc.stdout
     assert (tmp_path / "predictor" / "manifest.json").is_file()
-    assert "on raspi4" in proc.stdout and "best of the feasible candidates" in proc.stdout
+    assert "on raspi4" in proc.stdout and "best of the feasible candidates" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_trials_predict_from_the_lowered_graph_and_export_only_what_they_keep(probe, search_predictor, tmp_path):
