@@ -52,9 +52,12 @@ def _builtin_code(opcode: str) -> int:
     return int(getattr(tflite.BuiltinOperator, opcode))
 
 
+_FIELD_BYTES = {"<?": 1, "<b": 1, "<B": 1, "<h": 2, "<H": 2, "<i": 4, "<I": 4, "<f": 4, "<q": 8, "<Q": 8, "<d": 8}
+
+
 @lru_cache(maxsize=None)
-def _option_fields(opcode: str) -> tuple[tuple[str, float], ...]:
-    """The numeric option fields the flatbuffer reader reports for ``opcode``, with defaults."""
+def _option_sizes(opcode: str) -> tuple[tuple[str, float, int], ...]:
+    """(field, default, bytes) of ``opcode``'s builtin options table."""
     table = _OPTIONS_TYPE.get(opcode)
     if table is None:
         return ()
@@ -63,7 +66,13 @@ def _option_fields(opcode: str) -> tuple[tuple[str, float], ...]:
     from predictors.tflite_model import option_fields
 
     fields = option_fields("BuiltinOptions", int(getattr(tflite.BuiltinOptions, table)))
-    return tuple((name, default) for name, _, _, default in fields)
+    return tuple((name, default, _FIELD_BYTES.get(fmt, 4)) for name, _, fmt, default in fields)
+
+
+@lru_cache(maxsize=None)
+def _option_fields(opcode: str) -> tuple[tuple[str, float], ...]:
+    """The numeric option fields the flatbuffer reader reports for ``opcode``, with defaults."""
+    return tuple((name, default) for name, default, _ in _option_sizes(opcode))
 
 
 @dataclass(eq=False)
@@ -492,6 +501,16 @@ def _tensor_info(t: LTensor, index: int, name: str = "") -> TensorInfo:
 _ZERO_KEYS = ("bias", "alpha", "zeros")  # constants all zero in an untrained network
 
 
+def _options_bytes(op: LOp) -> int:
+    """The bytes of an operator's options table: the writer leaves out a field at its default,
+    so a fused activation, a VALID padding or a stride makes the table longer."""
+    sizes = _option_sizes(op.opcode)
+    if not sizes:
+        return 0
+    n = 4 + sum(b for name, default, b in sizes if op.options.get(name, default) != default)
+    return -(-n // 4) * 4
+
+
 def size_terms(tensors: list[LTensor], ops: list[LOp], names: list[str]) -> dict[str, float]:
     """The model-size terms: exact bytes (``data``: constant data, stored once per value;
     ``quant``: scales and zero points; ``names``: the tensors' names, as
@@ -524,6 +543,7 @@ def size_terms(tensors: list[LTensor], ops: list[LOp], names: list[str]) -> dict
         "quantized": float(sum(1 for t in tensors if t.scales)),
         "per_channel": float(sum(1 for t in tensors if t.scales > 1)),
         "inputs": float(sum(len(op.inputs) for op in ops)),
+        "options": float(sum(_options_bytes(op) for op in ops)),
     }
     for op in ops:
         terms[f"n:{op.opcode}"] = terms.get(f"n:{op.opcode}", 0.0) + 1.0
