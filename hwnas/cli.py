@@ -179,8 +179,14 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
         print(format_table(sorted(info["failures"].items()), ("failure", "count")))
     for target, counts in info.get("timings", {}).items():  # labels timed another way are measured again
         stale = info["stale_labels"].get(target, 0)
-        print(f"\n{target} timing: {', '.join(f'{how} {n}' for how, n in counts.items())}" + (
+        hosts = info.get("timing_hosts", {}).get(target, {})
+        parts = [f"{how} {n}" + (f" ({', '.join(f'{h} {k}' for h, k in hosts[how].items())})"
+                                 if len(hosts.get(how, {})) > 1 else "") for how, n in counts.items()]
+        print(f"\n{target} timing: {', '.join(parts)}" + (
             f" ({stale} stale: `hwnas dataset build ... --target {target}` measures them again)" * bool(stale)))
+        if len({h for per in hosts.values() for h in per}) > 1:
+            print(f"{target} labels come from {len({h for per in hosts.values() for h in per})} hosts: "
+                  "a predictor trained on all of them learns a mix")
     print()
     for key, value in info["versions"].items():
         print(f"{key}: {value}")

@@ -66,11 +66,12 @@ def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] |
 
 def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
                   names: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Per target that records it, how the training labels' latency was timed (``timing``).
+    """Per target that records it, how the training labels' latency was timed (``timing``,
+    and ``on <cpu_model>`` where the label names its host).
 
     Labels of one target timed two ways (cpu-litert's ``median`` and ``min-of-10-rounds``)
-    teach the predictor two latencies at once: that is warned about, not refused (a
-    relabelling job in progress is a normal state of a dataset).
+    or on two hosts teach the predictor two latencies at once: that is warned about, not
+    refused (a relabelling job in progress is a normal state of a dataset).
     """
     import warnings
 
@@ -88,14 +89,16 @@ def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
                 seen.add(key)
                 how = label_timing(row["target"], row["metrics"])
                 if how is not None:
+                    host = (row["metrics"] or {}).get("cpu_model")
+                    how = f"{how} on {host}" if host else how
                     per = counts.setdefault(row["target"], {})
                     per[how] = per.get(how, 0) + 1
     for target, per in counts.items():
         if len(per) > 1:
             warnings.warn(f"{target} labels were timed {len(per)} ways "
                           f"({', '.join(f'{how} {n}' for how, n in sorted(per.items()))}): the predictor learns "
-                          f"a mix; `hwnas dataset build ... --target {target}` measures the stale ones again",
-                          stacklevel=3)
+                          f"a mix; `hwnas dataset build ... --target {target}` measures the stale ones again "
+                          f"(labels from another host it keeps)", stacklevel=3)
     return {t: dict(sorted(c.items())) for t, c in sorted(counts.items())}
 
 

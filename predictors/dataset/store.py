@@ -575,12 +575,16 @@ class DatasetStore:
         by_space: dict[str, dict[str, int]] = {space: {} for space in networks}
         labels_by_regime: dict[str, dict[str, int]] = {}
         timings: dict[str, dict[str, int]] = {}  # target -> how its latency was timed -> labels
+        hosts: dict[str, dict[str, dict[str, int]]] = {}  # target -> how -> the host that timed it -> labels
         for (arch_id, target), row in self._label_rows().items():
             if row["status"] == "ok":
                 how = label_timing(target, row["metrics"])
                 if how is not None:
                     per = timings.setdefault(target, {})
                     per[how] = per.get(how, 0) + 1
+                    host = (row["metrics"] or {}).get("cpu_model", "unknown host")
+                    per_host = hosts.setdefault(target, {}).setdefault(how, {})
+                    per_host[host] = per_host.get(host, 0) + 1
                 space = space_of.get(arch_id)
                 regime = split_key(arch_id)[1]
                 if space is not None and regime == DEFAULT_REGIME:
@@ -617,6 +621,8 @@ class DatasetStore:
             "failures": failures,
             "timings": {t: dict(sorted(c.items())) for t, c in sorted(timings.items())},
             "stale_labels": _stale_labels(timings),
+            "timing_hosts": {t: {how: dict(sorted(h.items())) for how, h in sorted(c.items())}
+                             for t, c in sorted(hosts.items())},
             "versions": {k: v[0] if len(v) == 1 else v for k, v in versions.items()},
             "machines": machines,
             "runs": len(runs),

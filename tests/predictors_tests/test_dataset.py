@@ -353,9 +353,13 @@ def test_a_network_in_several_regimes_is_one_network_and_a_sample_per_regime(tmp
     assert info["regimes"]["float16"] == {"samples": {SPACE: 2}, "labels": {"cpu-litert": 2}}
     assert info["failures"] == {"ethos-u55-128: UnsupportedModelError": 4}
     assert info["timings"] == {"cpu-litert": {"min-of-10-rounds": 6}} and info["stale_labels"] == {"cpu-litert": 0}
+    from predictors.targets.litert import machine
+
+    assert info["timing_hosts"] == {"cpu-litert": {"min-of-10-rounds": {machine()["cpu_model"]: 6}}}
     table = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "info", str(out)], capture_output=True,
                            text=True)
     assert "2 networks (6 samples)" in table.stdout and "cpu-litert timing: min-of-10-rounds 6\n" in table.stdout
+    assert "hosts: a predictor trained on all of them" not in table.stdout  # one host
     assert [line.split()[:3] for line in table.stdout.splitlines() if line.startswith("(all, float16)")] == [
         ["(all,", "float16)", "2"]]
 

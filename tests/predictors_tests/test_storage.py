@@ -128,7 +128,7 @@ def test_sealed_shards_are_never_rewritten_and_later_labels_win(graphs, tmp_path
         assert store.unlabelled(None, "ethos-u55-128", stale=get("ethos-u55-128").stale) == []  # Vela: never stale
 
 
-def test_training_labels_timed_two_ways_are_counted_and_warned_about(graphs, tmp_path):
+def test_training_labels_timed_two_ways_or_on_two_hosts_are_counted_and_warned_about(graphs, tmp_path):
     from predictors.train import label_timings
 
     folder = tmp_path / "d"
@@ -149,6 +149,25 @@ def test_training_labels_timed_two_ways_are_counted_and_warned_about(graphs, tmp
         warnings.simplefilter("error")  # one protocol among the networks trained on: no warning
         assert label_timings([folder], {"net-b", "net-c"}, names) == {"cpu-litert": {"min-of-10-rounds": 2}}
         assert label_timings([folder], {"net-a", "net-b"}, ["ethos-u55-128/latency_ms"]) == {}
+
+    # one protocol on two hosts is two latencies as well
+    hosts = tmp_path / "h"
+    with DatasetStore(hosts, create=True) as store:
+        for arch_id, g, host in (("net-a", graphs[0], "AMD EPYC"), ("net-b", graphs[1], "Intel Xeon"),
+                                 ("net-c", graphs[1], "Intel Xeon")):
+            _add(store, arch_id, g, labels={"cpu-litert": {"metrics": {
+                "latency_ms": 2.0, "timing": "min-of-10-rounds", "cpu_model": host}}})
+    with pytest.warns(UserWarning, match=r"timed 2 ways \(min-of-10-rounds on AMD EPYC 1, "
+                                         r"min-of-10-rounds on Intel Xeon 2\)"):
+        assert label_timings([hosts], {"net-a", "net-b", "net-c"}, names) == {
+            "cpu-litert": {"min-of-10-rounds on AMD EPYC": 1, "min-of-10-rounds on Intel Xeon": 2}}
+    with DatasetStore(hosts) as store:
+        assert store.info()["timing_hosts"] == {"cpu-litert": {"min-of-10-rounds": {"AMD EPYC": 1, "Intel Xeon": 2}}}
+    proc = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "info", str(hosts)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "cpu-litert timing: min-of-10-rounds 3 (AMD EPYC 1, Intel Xeon 2)" in proc.stdout
+    assert "cpu-litert labels come from 2 hosts" in proc.stdout
 
 
 def test_two_writers_on_one_folder_are_refused(tmp_path):
