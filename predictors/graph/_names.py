@@ -106,6 +106,13 @@ class _Namer:
             return ("tensor", id(t))
         return None
 
+    def _fused(self, op: Any, skip: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """The names of what a weighted operator absorbed: its activations (the layers not
+        in ``skip``) and its batch norms' ``mul_1``."""
+        later = op.nodes[1:]
+        return ([self.role(n) for n in later if n.kind not in skip],
+                [self.role(n, "mul_1") for n in later if n.kind == "BatchNormalization"])
+
     def _rsqrt(self, op: Any) -> list[str]:
         c = op.output.shape[-1]
         if c % 8 == 0 and self.dws8 > 1 and op.opcode == "DEPTHWISE_CONV_2D":
@@ -119,8 +126,7 @@ class _Namer:
         nodes, first = op.nodes, op.nodes[0]
         if first.kind in _CONVS and op.opcode in _WEIGHTED:
             own = [self.role(first)] if first.config.get("activation") == "relu" else []
-            acts = [self.role(n) for n in nodes[1:] if n.kind not in ("BatchNormalization", "ops.multiply_scalar")]
-            muls = [self.role(n, "mul_1") for n in nodes[1:] if n.kind == "BatchNormalization"]
+            acts, muls = self._fused(op, skip=("BatchNormalization", "ops.multiply_scalar"))
             if op.opcode == "FULLY_CONNECTED":
                 parts = acts[::-1] + own + [self._main(first)] + muls
             elif op.opcode == "DEPTHWISE_CONV_2D":
@@ -160,8 +166,7 @@ class _Namer:
             if op.opcode == "DEPTHWISE_CONV_2D":
                 return output_name
             if op.opcode == "FULLY_CONNECTED":
-                acts = [self.role(n) for n in op.nodes[1:] if n.kind != "BatchNormalization"]
-                muls = [self.role(n, "mul_1") for n in op.nodes[1:] if n.kind == "BatchNormalization"]
+                acts, muls = self._fused(op, skip=("BatchNormalization",))
                 if muls:
                     return ";".join(acts[::-1] + muls)
                 source = self.producer.get(id(op.inputs[0]))
