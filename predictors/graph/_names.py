@@ -22,9 +22,10 @@ against the files of the committed networks (``benchmarks/lowering.py``):
 - hard swish, PReLU, the squeeze and bias-add of two ``[1, 1, 1, C]`` maps and a
   graph output (``Identity``) have fixed patterns.
 
-The pass-1 numbers follow the operators' order, which the converter's does not
-quite: names of the ``arith.constant`` kind can be off by a digit (at most a few
-bytes a network); every other name is exact on the committed networks.
+The pass-1 numbers follow the operators' order (a shared bias at its last user, the
+other constants at their first), which the converter's does not quite: names of the
+``arith.constant`` kind can be off by a digit (at most a few bytes a network); every
+other name is exact on the committed networks.
 """
 from __future__ import annotations
 
@@ -51,12 +52,15 @@ class _Namer:
         self.prelus = Counter(o.output.shape[-1] for o in ops if o.opcode == "PRELU")
         # pass 1: one zero bias per length, shared by every operator with a bias of that length
         self.bias_users = Counter(c for c in (self._float_bias(o) for o in ops) if c is not None)
-        self.arith_number: dict[Any, int] = {}
-        for o in ops:
+        # numbered where each is used: a shared bias at its last user, the others at their first
+        # (ties: the other constants first); the converter's own order is its constant folder's
+        place: dict[Any, tuple[int, int]] = {}
+        for i, o in enumerate(ops):
             for k, t in enumerate(o.inputs):
                 key = self._pool_key(o, k, t)
-                if key is not None and key not in self.arith_number:
-                    self.arith_number[key] = len(self.arith_number)
+                if key is not None and (key[0] == "bias" or key not in place):
+                    place[key] = (i, key[0] == "bias")
+        self.arith_number: dict[Any, int] = {key: n for n, key in enumerate(sorted(place, key=place.get))}
 
     def role(self, node: Any, role: str = "out") -> str:
         return self.names.roles[id(node)][role]
