@@ -278,7 +278,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _, report = train_predictor(
         args.data, args.out, config=config, epochs=args.epochs, seed=args.seed, targets=args.target,
         spaces=args.space, test_spaces=args.test_space, init=args.init, progress=not args.quiet,
-        few_shot=args.few_shot, device=args.device,
+        few_shot=args.few_shot, device=args.device, host=args.host,
     )
     rows = []
     for target, metrics in report["test"].items():
@@ -476,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", metavar="T", help="only these targets' labels")
     p.add_argument("--space", action="append", metavar="S", help="only networks of these spaces")
     p.add_argument("--test-space", action="append", metavar="S", help="hold these spaces out as the test set")
+    p.add_argument("--host", metavar="CPU|this",
+                   help="of the labels that name the host that timed them (cpu-litert's), only this host's "
+                        "(`hwnas dataset info` lists them; this: the host you run on)")
     p.add_argument("--config", choices=("default", "published"), default="default",
                    help="our configuration, or the published PerfSAGE one (baseline)")
     p.add_argument("--ensemble", type=int, default=None, metavar="K", help="ensemble members (uncertainty)")

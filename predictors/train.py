@@ -32,8 +32,11 @@ FEW_SHOT = {"lr": 0.01, "epochs": 300, "weight_decay": 1e-4}
 
 
 def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] | None = None,
-                spaces: Sequence[str] | None = None) -> tuple[list, list[str]]:
-    """The graphs of several dataset directories, with ``y`` over the union of their labels."""
+                spaces: Sequence[str] | None = None, host: str | None = None) -> tuple[list, list[str]]:
+    """The graphs of several dataset directories, with ``y`` over the union of their labels.
+
+    ``host``: of the labels that name the host that timed them (``cpu_model``: cpu-litert's),
+    keep only that host's (a graph left with no label is dropped)."""
     import torch
 
     from predictors.dataset.graphs import GraphDataset
@@ -61,11 +64,55 @@ def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] |
             if torch.isfinite(y).any():
                 g.y = y
                 graphs.append(g)
+    if host is not None:
+        graphs = _keep_host(data_dirs, graphs, names, host)
     return graphs, names
 
 
+def _host_of_labels(data_dirs: Sequence[str | os.PathLike]) -> dict[tuple[str, str], str]:
+    """(sample, target) -> the host that timed the label, for the labels that name one
+    (the first directory that has a label wins, as in :func:`load_graphs`)."""
+    from predictors.dataset.store import DatasetStore
+
+    hosts: dict[tuple[str, str], str] = {}
+    seen: set[tuple[str, str]] = set()
+    for d in data_dirs:
+        with DatasetStore(d) as store:
+            for row in store.label_rows(status="ok"):
+                key = (row["arch_id"], row["target"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                cpu = (row["metrics"] or {}).get("cpu_model")
+                if cpu:
+                    hosts[key] = cpu
+    return hosts
+
+
+def _keep_host(data_dirs: Sequence[str | os.PathLike], graphs: list, names: Sequence[str], host: str) -> list:
+    import torch
+
+    hosts = _host_of_labels(data_dirs)
+    timed = {t for _, t in hosts}  # the targets whose labels name a host
+    if not timed:
+        raise HwnasError(f"--host {host!r}: no label in {', '.join(map(str, data_dirs))} names the host "
+                         "that timed it")
+    known = sorted(set(hosts.values()))
+    if host not in known:
+        raise HwnasError(f"--host {host!r}: no label was timed there (hosts: {', '.join(known)})")
+    cols = [(i, n.split("/", 1)[0]) for i, n in enumerate(names) if n.split("/", 1)[0] in timed]
+    kept = []
+    for g in graphs:
+        for i, target in cols:
+            if hosts.get((g.arch_id, target)) != host:
+                g.y[0, i] = math.nan
+        if torch.isfinite(g.y).any():
+            kept.append(g)
+    return kept
+
+
 def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
-                  names: Sequence[str]) -> dict[str, dict[str, int]]:
+                  names: Sequence[str], host: str | None = None) -> dict[str, dict[str, int]]:
     """Per target that records it, how the training labels' latency was timed (``timing``,
     and ``on <cpu_model>`` where the label names its host).
 
@@ -89,8 +136,10 @@ def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
                 seen.add(key)
                 how = label_timing(row["target"], row["metrics"])
                 if how is not None:
-                    host = (row["metrics"] or {}).get("cpu_model")
-                    how = f"{how} on {host}" if host else how
+                    cpu = (row["metrics"] or {}).get("cpu_model")
+                    if host is not None and cpu and cpu != host:
+                        continue  # left out of the training set (load_graphs)
+                    how = f"{how} on {cpu}" if cpu else how
                     per = counts.setdefault(row["target"], {})
                     per[how] = per.get(how, 0) + 1
     for target, per in counts.items():
@@ -98,7 +147,8 @@ def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
             warnings.warn(f"{target} labels were timed {len(per)} ways "
                           f"({', '.join(f'{how} {n}' for how, n in sorted(per.items()))}): the predictor learns "
                           f"a mix; `hwnas dataset build ... --target {target}` measures the stale ones again "
-                          f"(labels from another host it keeps)", stacklevel=3)
+                          f"(labels from another host it keeps: `hwnas train --host` takes one host's)",
+                          stacklevel=3)
     return {t: dict(sorted(c.items())) for t, c in sorted(counts.items())}
 
 
@@ -306,8 +356,13 @@ def train_predictor(
     split: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
     few_shot: bool = False,
     device: str | None = None,
+    host: str | None = None,
 ):
     """Trains (or fine-tunes, with ``init``) a PerfSAGE predictor; saves it to ``out``.
+
+    ``host``: train on the labels one host timed (``cpu_model``, as ``hwnas dataset info``
+    lists them; ``"this"``: the host this runs on) where labels name one; a latency is
+    the host's, and a mix of hosts teaches two at once.
 
     ``split`` gives explicit (train, val, test) arch_id lists instead of the 80/10/10
     split; ``test_spaces`` holds whole search spaces out as the test set.
@@ -341,8 +396,12 @@ def train_predictor(
     if epochs is not None:
         cfg["epochs"] = int(epochs)
     torch.set_num_threads(torch_threads())  # a training process: its own thread count throughout
-    graphs, names = load_graphs(data_dirs, targets, spaces)
-    timings = label_timings(data_dirs, {g.arch_id for g in graphs}, names)
+    if host == "this":
+        from predictors.targets.litert import machine
+
+        host = machine()["cpu_model"]
+    graphs, names = load_graphs(data_dirs, targets, spaces, host=host)
+    timings = label_timings(data_dirs, {g.arch_id for g in graphs}, names, host=host)
     if split is not None:  # explicit arch_id lists (benchmarks: N training networks, fixed test set)
         by_id = {g.arch_id: g for g in graphs}
         train, val, test = ([by_id[a] for a in ids if a in by_id] for ids in split)
@@ -417,6 +476,7 @@ def train_predictor(
         "epochs": cfg["epochs"],
         "history": [h[-1] for h in histories],
         "timings": timings,
+        "host": host,
     }
     manifest["training"] = report
     if out:
