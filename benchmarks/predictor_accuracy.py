@@ -1,7 +1,7 @@
 """Accuracy of PerfSAGE: in-space, leave-one-space-out, out-of-space, calibration.
 
     python benchmarks/predictor_accuracy.py [--data data/edgedlperf] [--target T]...
-        [--epochs 200] [--save-dir predictors/pretrained] [--no-published] [--no-loso]
+        [--epochs 200] [--save-dir predictors/pretrained] [--no-published] [--no-loso] [--host CPU]
 
 Per target (one predictor per target, like the shipped ones):
 1. in-space: our configuration and the published one (Chai et al. 2023), trained on
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-zoo", action="store_true", help="skip the out-of-space networks")
     parser.add_argument("--zoo-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "hwnas", "zoo"))
     parser.add_argument("--json", help="also write every report to this JSON file")
+    parser.add_argument("--host", help="train on the labels this host timed (cpu-litert's: `hwnas train --host`)")
     args = parser.parse_args(argv)
 
     import torch
@@ -197,7 +198,8 @@ def main(argv=None) -> int:
         if not args.no_ours:
             t0 = time.time()
             predictor, report = train_predictor([args.data], out, config=config, epochs=args.epochs,
-                                                targets=[target], name=name, progress=False, spaces=spaces)
+                                                targets=[target], name=name, progress=False, spaces=spaces,
+                                                host=args.host)
             in_space[target] = predictor
             time_rows.append((f"ours: {target}", report["split"]["train"], predictor.manifest["ensemble"],
                               f"{time.time() - t0:.0f}"))
@@ -206,7 +208,7 @@ def main(argv=None) -> int:
         if not args.no_published:
             t0 = time.time()
             _, pub = train_predictor([args.data], None, config=dict(PUBLISHED), epochs=args.epochs,
-                                     targets=[target], progress=False)
+                                     targets=[target], progress=False, host=args.host)
             time_rows.append((f"published: {target}", pub["split"]["train"], 1, f"{time.time() - t0:.0f}"))
             rows += score_rows(pub["test"], target, "published")
             results["targets"][target]["published"] = pub
@@ -223,7 +225,7 @@ def main(argv=None) -> int:
                     continue
                 t0 = time.time()
                 p, rep = train_predictor([args.data], None, config=config, epochs=args.loso_epochs or args.epochs,
-                                         targets=[target], test_spaces=[space], progress=False)
+                                         targets=[target], test_spaces=[space], progress=False, host=args.host)
                 loso_rows += score_rows(rep["test"], target, f"ours, without {space}")
                 time_rows.append((f"leave out {space}: {target}", rep["split"]["train"],
                                   p.manifest["ensemble"], f"{time.time() - t0:.0f}"))
