@@ -184,9 +184,9 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
                                  if len(hosts.get(how, {})) > 1 else "") for how, n in counts.items()]
         print(f"\n{target} timing: {', '.join(parts)}" + (
             f" ({stale} stale: `hwnas dataset build ... --target {target}` measures them again)" * bool(stale)))
-        if len({h for per in hosts.values() for h in per}) > 1:
-            print(f"{target} labels come from {len({h for per in hosts.values() for h in per})} hosts: "
-                  "a predictor trained on all of them learns a mix")
+        n_hosts = len({h for per in hosts.values() for h in per})
+        if n_hosts > 1:
+            print(f"{target} labels come from {n_hosts} hosts: a predictor trained on all of them learns a mix")
     print()
     for key, value in info["versions"].items():
         print(f"{key}: {value}")

@@ -69,24 +69,25 @@ def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] |
     return graphs, names
 
 
-def _host_of_labels(data_dirs: Sequence[str | os.PathLike]) -> dict[tuple[str, str], str]:
-    """(sample, target) -> the host that timed the label, for the labels that name one
-    (the first directory that has a label wins, as in :func:`load_graphs`)."""
+def _first_labels(data_dirs: Sequence[str | os.PathLike]):
+    """The successful label rows of several dataset directories, one per (sample, target):
+    the first directory that has it wins, as in :func:`load_graphs`."""
     from predictors.dataset.store import DatasetStore
 
-    hosts: dict[tuple[str, str], str] = {}
     seen: set[tuple[str, str]] = set()
     for d in data_dirs:
         with DatasetStore(d) as store:
             for row in store.label_rows(status="ok"):
                 key = (row["arch_id"], row["target"])
-                if key in seen:
-                    continue
-                seen.add(key)
-                cpu = (row["metrics"] or {}).get("cpu_model")
-                if cpu:
-                    hosts[key] = cpu
-    return hosts
+                if key not in seen:
+                    seen.add(key)
+                    yield row
+
+
+def _host_of_labels(data_dirs: Sequence[str | os.PathLike]) -> dict[tuple[str, str], str]:
+    """(sample, target) -> the host that timed the label, for the labels that name one."""
+    return {(row["arch_id"], row["target"]): (row["metrics"] or {})["cpu_model"]
+            for row in _first_labels(data_dirs) if (row["metrics"] or {}).get("cpu_model")}
 
 
 def _keep_host(data_dirs: Sequence[str | os.PathLike], graphs: list, names: Sequence[str], host: str) -> list:
@@ -122,26 +123,21 @@ def label_timings(data_dirs: Sequence[str | os.PathLike], arch_ids: set[str],
     """
     import warnings
 
-    from predictors.dataset.store import DatasetStore, label_timing
+    from predictors.dataset.store import label_timing
 
     targets = {n.split("/", 1)[0] for n in names}
     counts: dict[str, dict[str, int]] = {}
-    seen: set[tuple[str, str]] = set()
-    for d in data_dirs:
-        with DatasetStore(d) as store:
-            for row in store.label_rows(status="ok"):
-                key = (row["arch_id"], row["target"])
-                if row["target"] not in targets or row["arch_id"] not in arch_ids or key in seen:
-                    continue
-                seen.add(key)
-                how = label_timing(row["target"], row["metrics"])
-                if how is not None:
-                    cpu = (row["metrics"] or {}).get("cpu_model")
-                    if host is not None and cpu and cpu != host:
-                        continue  # left out of the training set (load_graphs)
-                    how = f"{how} on {cpu}" if cpu else how
-                    per = counts.setdefault(row["target"], {})
-                    per[how] = per.get(how, 0) + 1
+    for row in _first_labels(data_dirs):
+        if row["target"] not in targets or row["arch_id"] not in arch_ids:
+            continue
+        how = label_timing(row["target"], row["metrics"])
+        if how is not None:
+            cpu = (row["metrics"] or {}).get("cpu_model")
+            if host is not None and cpu != host:
+                continue  # left out of the training set (load_graphs)
+            how = f"{how} on {cpu}" if cpu else how
+            per = counts.setdefault(row["target"], {})
+            per[how] = per.get(how, 0) + 1
     for target, per in counts.items():
         if len(per) > 1:
             warnings.warn(f"{target} labels were timed {len(per)} ways "
