@@ -71,52 +71,68 @@ class TFGraph:
 
 
 def topological_order(graph: TFGraph) -> list[str]:
-    """``tensorflow::TopologicalOrdering`` with one device group (see the module docstring)."""
+    """``tensorflow::TopologicalOrdering`` with one device group (see the module docstring).
+
+    A trial's lowering spends a fifth of its time here (object detection: 6,000 nodes), so
+    the loops skip the sort of a single child and bind their methods once.
+    """
     ins = graph.inputs
     outs: dict[str, list[str]] = {n: [] for n in ins}
     for n, sources in ins.items():
         for s in sources:
-            outs[s[1:] if s.startswith("^") else s].append(n)
-    in_count = {n: len(v) for n, v in ins.items()}
+            outs[s[1:] if s[0] == "^" else s].append(n)
     roots = [n for n, v in ins.items() if not v]
-    leaves = [n for n, v in outs.items() if not v]
-    outs[_SOURCE] = [_SINK] + roots
+    remaining = {n: len(v) or 1 for n, v in ins.items()}  # a root waits for the source
+    leaves = 0
+    for v in outs.values():
+        if not v:
+            v.append(_SINK)
+            leaves += 1
+    outs[_SOURCE] = [_SINK, *roots]
     outs[_SINK] = []
-    for n in roots:
-        in_count[n] = 1
-    for n in leaves:
-        outs[n] = [_SINK]
-    in_count[_SOURCE] = 0
-    in_count[_SINK] = 1 + len(leaves)
+    remaining[_SINK] = 1 + leaves
     # the DFS: children sorted ascending by name, pushed on a stack (so the largest runs first)
     position: dict[str, int] = {}
     visited: set[str] = set()
+    seen, mark = visited.__contains__, visited.add
     stack: list[tuple[str, bool]] = [(_SOURCE, False)]
+    pop, push = stack.pop, stack.append
     i = 0
     while stack:
-        n, leave = stack.pop()
+        n, leave = pop()
         if leave:
             position[n] = i
             i += 1
             continue
-        if n in visited:
+        if seen(n):
             continue
-        visited.add(n)
-        stack.append((n, True))
-        for child in sorted(outs[n]):
-            if child not in visited:
-                stack.append((child, False))
-    remaining = dict(in_count)
+        mark(n)
+        push((n, True))
+        children = outs[n]
+        if len(children) == 1:
+            if not seen(children[0]):
+                push((children[0], False))
+        else:
+            for child in sorted(children):
+                if not seen(child):
+                    push((child, False))
+    # Kahn's walk: a node's children become ready in ascending position (the highest pops first)
     ready = [_SOURCE]
-    order = []
+    pop, push = ready.pop, ready.append
+    order: list[str] = []
+    emit, at = order.append, position.__getitem__
     while ready:
-        n = ready.pop()
-        order.append(n)
-        for child in sorted(outs[n], key=position.__getitem__):
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                ready.append(child)
-    return [n for n in order if n not in (_SOURCE, _SINK)]
+        n = pop()
+        emit(n)
+        children = outs[n]
+        if len(children) > 1:
+            children = sorted(children, key=at)
+        for child in children:
+            k = remaining[child] - 1
+            remaining[child] = k
+            if k == 0:
+                push(child)
+    return [n for n in order if n is not _SOURCE and n is not _SINK]
 
 
 class TFNames:
