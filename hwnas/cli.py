@@ -362,7 +362,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     objective = search.HardwareObjective(
         space, args.target, args.predictor, budgets=budgets, objectives=objectives, accuracy=accuracy,
         margin_std=args.margin_std, artifact_store=None if args.no_artifacts else FileSystemArtifactStore(artifact_dir),
-        seed=0, verify=args.verify, verify_std=args.verify_std,
+        seed=0, verify=args.verify, verify_std=args.verify_std, update_every=args.update_every,
     )
     study = search.make_study(objective, storage_obj, args.study_name, args.sampler, seed=args.seed,
                               n_trials=args.trials)
@@ -387,7 +387,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "study": study.study_name, "storage": storage, "objectives": objective.objective_names,
             "directions": objective.directions, "counts": counts, "plots": plots,
             "best": [search.trial_record(t, objective.objective_names) for t in best],
-            "measurements": objective.measurements, "verified": verified,
+            "measurements": objective.measurements, "predictor_updates": objective.updates, "verified": verified,
         })
         return 0
     metrics = objective.metrics
@@ -414,7 +414,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         print("no feasible candidate yet")
     if verified:
-        print(f"measured on {args.target} ({objective.measurements} measurements in all): " + "; ".join(
+        updates = f", {objective.updates} predictor updates" if objective.updates else ""
+        print(f"measured on {args.target} ({objective.measurements} measurements in all{updates}): " + "; ".join(
             f"trial {v['trial']} " + ", ".join(f"{m} {val:.4g}" for m, val in v["measured"].items()
                                                 if any(b.metric == m for b in objective.budgets))
             + ("" if v["within_budget"] else " OVER BUDGET") for v in verified))
@@ -527,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure on the target: candidates whose prediction +- K std straddles a budget, and the "
                         "best at the end (uncertain), only the best at the end (best), or none (default)")
     p.add_argument("--verify-std", type=float, default=2.0, metavar="K", help="the straddle width (default 2)")
+    p.add_argument("--update-every", type=int, default=0, metavar="M",
+                   help="with --verify uncertain: after every M measurements, fit the predictor's readout to them "
+                        "(few-shot) and predict on with that; for a device it was not trained on (default 0: never)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="rows of the summary (single objective)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")

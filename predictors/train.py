@@ -480,6 +480,47 @@ def train_predictor(
     return predictor, report
 
 
+def few_shot_update(base: Any, graphs: Sequence[Any], *, epochs: int | None = None, seed: int = 0,
+                    config: dict[str, Any] | None = None) -> Any:
+    """A copy of the trained predictor ``base`` whose readout heads are fitted to a few
+    measured graphs, in memory: what a search that measures its candidates learns from
+    them (``HardwareObjective(update_every=M)``).
+
+    The few-shot recipe of :func:`train_predictor` (frozen graph network, ``FEW_SHOT``'s
+    optimiser), except that the base's normaliser and label scale are kept, so the copy
+    starts out predicting exactly what ``base`` predicts and only moves as far as the
+    measurements pull it. Every member keeps the epoch with the lowest error on the
+    measurements themselves: tens of graphs leave nothing to hold out.
+
+    ``graphs``: :class:`torch_geometric.data.Data` with ``y`` ``[1, len(base.label_names)]``
+    (NaN where a metric was not measured).
+    """
+    import torch
+
+    from predictors.predictor import Predictor
+
+    cfg = {**base.manifest["train_config"], **FEW_SHOT, **(config or {})}
+    if epochs is not None:
+        cfg["epochs"] = int(epochs)
+    labelled = [g for g in graphs if bool(torch.isfinite(g.y).any())]
+    if len(labelled) < 2:
+        raise HwnasError(f"a few-shot update needs at least 2 measured graphs, got {len(labelled)}")
+    prepared = _prepare(labelled, base.normalizer, base.scaler)
+    members, fits = [], []
+    for i, source in enumerate(base.members):
+        model = copy.deepcopy(source)
+        for key, param in model.named_parameters():
+            param.requires_grad = key.startswith(TRAINABLE_IN_FEW_SHOT)
+        _, best = _fit_member(model, prepared, prepared, cfg, base.scaler, seed * 100 + i, cfg["epochs"], False, i)
+        members.append(model)
+        fits.append(best)
+    manifest = copy.deepcopy(base.manifest)
+    manifest.update(init=base.name, few_shot=True)
+    manifest["update"] = {"graphs": len(labelled), "epochs": cfg["epochs"], "fit_mape": fits}
+    state = {f"member{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
+    return Predictor(manifest, state)
+
+
 def training_op_types(train: list, base: Any = None) -> list[int]:
     """The operator types of the training graphs (and of a few-shot base's training)."""
     seen = set(int(t) for g in train for t in g.op_type.tolist())

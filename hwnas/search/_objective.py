@@ -95,6 +95,11 @@ class HardwareObjective:
             target's own ``measure``, Vela or LiteRT; give one for a device of your own).
         lowering: predict from the lowered graph (milliseconds, no export) where the space
             supports it; False always exports first.
+        update_every: with ``verify="uncertain"``, after every M measurements, fit the predictor's
+            readout heads to all the measurements so far (few-shot, from the predictor given:
+            ``predictors.train.few_shot_update``) and predict the next trials with that; 0
+            (default) never. For a device the predictor was not trained on.
+        update_epochs: epochs of each update (default ``FEW_SHOT``'s).
     """
 
     def __init__(
@@ -116,6 +121,8 @@ class HardwareObjective:
         verify_std: float = 2.0,
         measure: Callable[[bytes], Mapping[str, float]] | None = None,
         lowering: bool = True,
+        update_every: int = 0,
+        update_epochs: int | None = None,
     ):
         import search_spaces
         from predictors import targets as target_registry
@@ -168,6 +175,18 @@ class HardwareObjective:
             measure = target_registry.get(target).measure
         self.measure = measure
         self.measurements = 0  # candidates measured on the target (verification)
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 0:
+            raise SearchError(f"update_every must be a whole number >= 0, got {update_every!r}")
+        if update_every and verify != "uncertain":
+            raise SearchError("update_every (--update-every) learns from the measurements during the search: "
+                              "it needs verify='uncertain' (--verify uncertain)")
+        if update_every and not (hasattr(self.predictor, "manifest") and hasattr(self.predictor, "members")):
+            raise SearchError(f"update_every fine-tunes a trained PerfSAGE predictor; "
+                              f"{getattr(self.predictor, 'name', type(self.predictor).__name__)!r} is not one")
+        self.update_every, self.update_epochs = update_every, update_epochs
+        self.base_predictor = self.predictor  # what every update starts from
+        self.measured_graphs: list = []  # the measured candidates' graphs, labelled (updates learn from them)
+        self.updates = 0  # predictor updates so far
 
     # ----- set-up
     def _budgets(self, budgets: Any) -> list[Budget]:
@@ -232,6 +251,7 @@ class HardwareObjective:
             "directions": self.directions,
             "budgets": {b.metric: b.limit for b in self.budgets},
             "margin_std": self.margin_std,
+            "update_every": self.update_every,
         }
 
     # ----- per trial
@@ -346,6 +366,8 @@ class HardwareObjective:
         predict_s = time.perf_counter() - started
         trial.set_user_attr("macs", macs)
         trial.set_user_attr("hardware_path", "exported" if tflite is not None else "lowered")
+        if self.update_every:
+            trial.set_user_attr("predictor_updates", self.updates)  # the predictor this trial's values came from
         for metric in self.metrics:
             trial.set_user_attr(f"predicted_{metric}", predicted[metric])
             trial.set_user_attr(f"predicted_{metric}_std", predicted.get(f"{metric}_std", 0.0))
@@ -414,7 +436,30 @@ class HardwareObjective:
                     candidate.trial.set_user_attr(f"measured_{metric}", float(measured[metric]))
         if candidate.trial is not None:
             candidate.trial.set_user_attr("verified", True)
+        if self.update_every:
+            self._learn(candidate.tflite, measured)
         return out
+
+    def _learn(self, tflite: bytes, measured: Mapping[str, float]) -> None:
+        """Keeps a measurement as a labelled graph; every ``update_every`` of them, a new
+        predictor fitted (few-shot) to all of them replaces the current one."""
+        import torch
+
+        from predictors.graph import from_tflite
+        from predictors.train import few_shot_update
+
+        graph = from_tflite(tflite)
+        values = []
+        for name in self.base_predictor.label_names:
+            target, metric = name.split("/", 1)
+            value = measured.get(metric) if target == self.target else None
+            values.append(float(value) if value is not None and math.isfinite(float(value)) else math.nan)
+        graph.y = torch.tensor([values], dtype=torch.float32)
+        self.measured_graphs.append(graph)
+        if len(self.measured_graphs) % self.update_every == 0:
+            self.predictor = few_shot_update(self.base_predictor, self.measured_graphs, epochs=self.update_epochs)
+            self.updates += 1
+            self._cache.clear()  # predictions of the replaced predictor
 
     def _upload(self, trial: "optuna.trial.Trial", candidate: Candidate) -> None:
         if self.artifact_store is None:

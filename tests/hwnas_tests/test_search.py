@@ -260,6 +260,7 @@ def one_line_error(proc: subprocess.CompletedProcess, pattern: str) -> None:
     (["--storage", "nonsense"], "cannot open storage 'nonsense'"),
     (["--objective", "accuracy"], "accuracy objective needs measured accuracies.*--accuracy-csv"),
     (["--max-latency-ms", "0"], "budget for latency must be a positive number"),
+    (["--update-every", "2"], r"update_every \(--update-every\) .* needs verify='uncertain'"),
 ])
 def test_cli_bad_input_is_one_line(args, pattern, tmp_path):
     base = {"--space": SPACE, "--target": TARGET, "--trials": "2", "--out": str(tmp_path)}
@@ -438,6 +439,44 @@ def test_verification_measures_candidates_near_the_budget_and_the_best(probe, se
         assert rec["within_budget"] == (rec["measured"]["latency_ms"] <= budget)
     with pytest.raises(SearchError, match="verify must be"):
         HardwareObjective(SPACE, TARGET, search_predictor, verify="sometimes")
+
+
+def test_updates_fit_the_predictor_to_a_device_it_was_not_trained_on(probe, search_predictor):
+    """A U55 predictor searching for a U65 (real Vela, another NPU): every candidate is
+    measured (a budget inside every straddle); after each pair of measurements the
+    predictor is fitted to them, and the next trials are predicted by the fitted one."""
+    import numpy as np
+
+    from predictors import targets
+
+    probe_objective, rows = probe
+    u65 = targets.get("ethos-u65-256").measure
+    budget = statistics.median(r[1] for r in rows)
+    objective = HardwareObjective(SPACE, TARGET, search_predictor, budgets={"latency": budget},
+                                  verify="uncertain", verify_std=1e9, measure=u65, update_every=2, update_epochs=40)
+    study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=0))
+    for params, *_ in rows:
+        study.enqueue_trial(params)
+    run_search(objective, len(rows), study=study, give_up_after=None)
+    assert objective.measurements == N_PROBE and objective.updates == N_PROBE // 2
+    assert [t.user_attrs["predictor_updates"] for t in study.trials] == [k // 2 for k in range(N_PROBE)]
+    assert objective.predictor is not objective.base_predictor
+    assert objective.predictor.manifest["update"]["graphs"] == N_PROBE
+    graphs = objective.measured_graphs
+    measured = np.array([[t.user_attrs["measured_latency_ms"]] for t in study.trials])
+    col = search_predictor.label_names.index(f"{TARGET}/latency_ms")
+
+    def error(predictor):
+        mean, _ = predictor.predict_graphs(graphs)
+        return float(np.mean(np.abs(mean[:, col:col + 1] - measured) / measured))
+
+    # the U55's latency is not the U65's; fitted to the U65's, the predictor is nearer to it
+    assert error(objective.predictor) < 0.5 * error(objective.base_predictor)
+    for verify in ("none", "best"):  # "best" measures only after the search: nothing to learn from during it
+        with pytest.raises(SearchError, match="needs verify='uncertain'"):
+            HardwareObjective(SPACE, TARGET, search_predictor, verify=verify, update_every=2)
+    with pytest.raises(SearchError, match="whole number"):
+        HardwareObjective(SPACE, TARGET, search_predictor, verify="uncertain", update_every=-1)
 
 
 def test_study_optimize_alone_fails_a_bad_candidate_and_goes_on(search_predictor):
