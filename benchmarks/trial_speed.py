@@ -1,6 +1,7 @@
 """What a trial's hardware evaluation costs, and what the lowering makes possible.
 
     python benchmarks/trial_speed.py [--archs 8] [--nsga-trials 10000] [--verify-trials 100] [--skip ...]
+        [--device-budget 0.03]
 
 A. Per space, the median time of one trial's hardware evaluation over ``--archs``
    sampled archs, in one run: the lowered path (``arch_arrays`` + the shipped
@@ -16,6 +17,10 @@ D. Measure when unsure: TPE maximising MACs under a tight U55 latency budget, on
    verification, ``verify="uncertain"``, and on Vela's labels (``TargetOracle``).
    Every candidate each search chose (within budget) is measured with Vela: the
    violations, and the measurements each search needed.
+E. A device the predictor was not trained on: the U55's predictor searching for an
+   Ethos-U65 (its Vela measures; ``--device-budget`` on its latency), no verification,
+   verifying the uncertain, the same with a few-shot update of the predictor every 5
+   measurements (``update_every``), and the U65's own labels.
 """
 from __future__ import annotations
 
@@ -143,20 +148,29 @@ def part_c(predictor, trials: int, exhaustive: dict[str, float]) -> tuple:
     return wall, share, distinct, objective.predictions, objective.exported_predictions
 
 
-def part_d(predictor, space_name: str, budget: float, trials: int) -> list[tuple]:
+def part_d(predictor, space_name: str, budget: float, trials: int, device: str = TARGET,
+           modes: tuple[str, ...] = ("none", "uncertain", "oracle"), update_every: int = 5) -> list[tuple]:
+    """Rows of a TPE search maximising MACs under a latency budget on ``device`` (its Vela
+    measures every chosen candidate afterwards), one per mode: the surrogate unverified,
+    verifying the uncertain, verifying with updates every ``update_every`` measurements,
+    or the device's own labels (TargetOracle)."""
     import optuna
 
     from hwnas.search import HardwareObjective, TargetOracle, make_study, run_search
     from predictors import targets
 
-    vela = targets.get(TARGET)
+    vela = targets.get(device)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     truth: dict[str, float] = {}
     rows = []
-    for mode in ("none", "uncertain", "oracle"):
-        oracle = TargetOracle(TARGET) if mode == "oracle" else None
-        objective = HardwareObjective(space_name, TARGET, oracle or predictor, budgets={"latency_ms": budget},
-                                      verify="none" if mode == "oracle" else mode)
+    for mode in modes:
+        oracle = TargetOracle(device) if mode == "oracle" else None
+        if oracle:
+            objective = HardwareObjective(space_name, device, oracle, budgets={"latency_ms": budget})
+        else:
+            objective = HardwareObjective(space_name, TARGET, predictor, budgets={"latency_ms": budget},
+                                          verify="uncertain" if mode == "update" else mode, measure=vela.measure,
+                                          update_every=update_every if mode == "update" else 0)
         study = make_study(objective, None, None, "tpe", seed=0)
         started = time.perf_counter()
         run_search(objective, trials, study=study, give_up_after=None)
@@ -170,11 +184,17 @@ def part_d(predictor, space_name: str, budget: float, trials: int) -> list[tuple
         measurements = oracle.calls if oracle else objective.measurements
         best = max((t.user_attrs["macs"] for a, t in chosen.items() if truth[a] <= budget), default=0)
         label = {"none": "surrogate, no verification", "uncertain": "surrogate, verify uncertain",
+                 "update": f"surrogate, verify uncertain, update every {update_every}",
                  "oracle": "Vela labels (TargetOracle)"}[mode]
-        rows.append((space_name, f"{budget:g}", label, len(chosen), violations, measurements, f"{best:,.0f}",
-                     f"{wall:.0f} s"))
-        log(f"  D {rows[-1]}")
+        updates = getattr(objective, "updates", 0)
+        rows.append((space_name, device, f"{budget:g}", label, len(chosen), violations, measurements, updates,
+                     f"{best:,.0f}", f"{wall:.0f} s"))
+        log(f"  {rows[-1]}")
     return rows
+
+
+D_HEADER = ("space", "device (Vela)", "latency budget ms", "search", "chosen (within budget)", "over budget on Vela",
+            "Vela measurements", "predictor updates", "best true-within MACs", "wall")
 
 
 def main(argv=None) -> int:
@@ -187,6 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--verify-trials", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip", default="", help="parts to skip, e.g. a,d")
+    ap.add_argument("--device-budget", type=float, default=0.03, help="part E's U65 latency budget (ms)")
     args = ap.parse_args(argv)
     skip = set(args.skip.split(",")) if args.skip else set()
     predictor = load_predictor(f"perfsage-{TARGET}")
@@ -212,8 +233,13 @@ def main(argv=None) -> int:
         log("D: measure when unsure")
         rows = part_d(predictor, "keyword_spotting", 0.1, args.verify_trials)
         rows += part_d(predictor, "image_classification", 0.5, args.verify_trials)
-        print(format_table(rows, ("space", "U55 latency budget ms", "search", "chosen (within budget)",
-                                  "over budget on Vela", "Vela measurements", "best true-within MACs", "wall")))
+        print(format_table(rows, D_HEADER))
+        print()
+    if "e" not in skip:
+        log("E: a device the predictor was not trained on (the U55's predictor, the U65's measurements)")
+        rows = part_d(predictor, "keyword_spotting", args.device_budget, args.verify_trials, device="ethos-u65-256",
+                      modes=("none", "uncertain", "update", "oracle"))
+        print(format_table(rows, D_HEADER))
     return 0
 
 
