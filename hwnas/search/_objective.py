@@ -456,7 +456,8 @@ class HardwareObjective:
             values.append(float(value) if value is not None and math.isfinite(float(value)) else math.nan)
         graph.y = torch.tensor([values], dtype=torch.float32)
         self.measured_graphs.append(graph)
-        if len(self.measured_graphs) % self.update_every == 0:
+        n = len(self.measured_graphs)
+        if n % self.update_every == 0 and n >= 2:  # one graph is too few to fit (update_every=1 waits for two)
             self.predictor = few_shot_update(self.base_predictor, self.measured_graphs, epochs=self.update_epochs)
             self.updates += 1
             self._cache.clear()  # predictions of the replaced predictor

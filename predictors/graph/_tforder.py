@@ -132,7 +132,7 @@ def topological_order(graph: TFGraph) -> list[str]:
             remaining[child] = k
             if k == 0:
                 push(child)
-    return [n for n in order if n is not _SOURCE and n is not _SINK]
+    return [n for n in order if n not in (_SOURCE, _SINK)]
 
 
 class TFNames:
