@@ -168,6 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument("--zoo-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "hwnas", "zoo"))
     parser.add_argument("--json", help="also write every report to this JSON file")
     parser.add_argument("--host", help="train on the labels this host timed (cpu-litert's: `hwnas train --host`)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="ensemble members trained at once, a process and a core each (the weights are the same)")
     args = parser.parse_args(argv)
 
     import torch
@@ -199,7 +201,7 @@ def main(argv=None) -> int:
             t0 = time.time()
             predictor, report = train_predictor([args.data], out, config=config, epochs=args.epochs,
                                                 targets=[target], name=name, progress=False, spaces=spaces,
-                                                host=args.host)
+                                                host=args.host, workers=args.workers)
             in_space[target] = predictor
             time_rows.append((f"ours: {target}", report["split"]["train"], predictor.manifest["ensemble"],
                               f"{time.time() - t0:.0f}"))

@@ -278,7 +278,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _, report = train_predictor(
         args.data, args.out, config=config, epochs=args.epochs, seed=args.seed, targets=args.target,
         spaces=args.space, test_spaces=args.test_space, init=args.init, progress=not args.quiet,
-        few_shot=args.few_shot, device=args.device, host=args.host,
+        few_shot=args.few_shot, device=args.device, host=args.host, workers=args.workers,
     )
     rows = []
     for target, metrics in report["test"].items():
@@ -486,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", metavar="D",
                    help="where to train: cpu (default), cuda, cuda:N, or auto (CUDA if PyTorch sees one); "
                         "the predictor saved runs on the CPU either way")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="ensemble members trained at once on the CPU, a process each (default 1); "
+                        "the weights are the same either way")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _skip_bad_shards(p)
 

@@ -158,6 +158,38 @@ def test_fine_tuning_starts_from_the_given_predictor(kws_data, trained, tmp_path
     assert manifest["normalizer"] == json.loads((path / "manifest.json").read_text())["normalizer"]
 
 
+def test_members_trained_in_parallel_are_the_members_trained_one_by_one(kws_data):
+    kwargs = dict(epochs=3, config={"ensemble": 3}, progress=False)
+    one, _ = train_predictor([kws_data], None, workers=1, **kwargs)
+    two, report = train_predictor([kws_data], None, workers=2, **kwargs)
+    assert len(two.members) == 3 and len(report["history"]) == 3
+    for a, b in zip(one.members, two.members):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    # members differ from each other (each its own seed): a mix-up of results would show
+    s0, s1 = two.members[0].state_dict(), two.members[1].state_dict()
+    assert not all(torch.equal(s0[k], s1[k]) for k in s0)
+    with pytest.raises(HwnasError, match="workers must be 1 or more"):
+        train_predictor([kws_data], None, workers=0, **kwargs)
+
+
+def test_the_training_collation_gives_pyg_batch_tensors(kws_data):
+    from torch_geometric.data import Batch
+
+    from predictors.graph import Normalizer
+    from predictors.predictor import LabelScaler
+    from predictors.train import _collate, _prepare
+
+    graphs, _ = load_graphs([kws_data])
+    scaler = LabelScaler.fit(np.concatenate([g.y.numpy() for g in graphs]).astype(np.float64), log=True)
+    prepared = _prepare(graphs, Normalizer.fit(graphs), scaler)
+    ref, ours = Batch.from_data_list(prepared), _collate(prepared)
+    assert ours.num_graphs == ref.num_graphs == len(graphs)
+    for key in ("x", "op_type", "edge_index", "batch", "u", "y", "yz", "ymask"):
+        a, b = getattr(ref, key), getattr(ours, key)
+        assert a.dtype == b.dtype and torch.equal(a, b), key
+
+
 def test_published_configuration_is_runnable(kws_data):
     from predictors.model import PUBLISHED
 
@@ -195,6 +227,8 @@ def test_the_training_device_is_checked_before_any_work(kws_data, tmp_path):
     base = ("train", "--data", str(kws_data), "--out", str(tmp_path / "p"), "--epochs", "1", "--quiet")
     proc = run(*base, "--device", "tpu9")
     assert proc.returncode == 1 and "tpu9" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run(*base, "--workers", "0")
+    assert proc.returncode == 1 and "workers must be 1 or more" in proc.stderr and "Traceback" not in proc.stderr
     if not torch.cuda.is_available():
         proc = run(*base, "--device", "cuda")
         assert proc.returncode == 1 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
