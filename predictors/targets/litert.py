@@ -43,20 +43,46 @@ _ARENA_GAP_BYTES = 128
 TIMINGS = ("rounds", "median")
 
 
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """``model name [family F model M stepping S, cache C, bogomips B]`` of the first CPU of
+    ``cpuinfo`` (default: this host's ``/proc/cpuinfo``; elsewhere ``platform``'s name)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block only
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    detail = [f"{label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model"),
+                                                          ("stepping", "stepping"), ("cache size", "cache"))
+              if fields.get(key)]
+    if fields.get("bogomips"):
+        try:
+            detail.append(f"bogomips {float(fields['bogomips']):.0f}")
+        except ValueError:
+            pass
+    return f"{name} [{', '.join(detail)}]" if detail else name
+
+
 @lru_cache(maxsize=1)
 def machine() -> dict[str, Any]:
-    """The host that produced a latency label."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    """The host that produced a latency label.
+
+    ``cpu_model`` is the CPU's model name and, where ``/proc/cpuinfo`` has them, its
+    family, model and stepping, cache size and BogoMIPS: cloud hosts report bare names
+    ("AMD EPYC"), and two machines of that one name timed this project's float labels
+    1.5x apart (docs/datasets.md), so the name alone does not tell hosts apart.
+    """
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count() or 1,
         "arch": platform.machine(),
         "system": platform.system(),

@@ -23,6 +23,17 @@ def test_latency_is_the_fastest_of_at_least_50_runs_in_rounds(fast_target, int8_
     assert not fast_target.stale(result)
 
 
+def test_the_host_name_tells_two_machines_of_one_model_name_apart():
+    from predictors.targets.litert import cpu_model
+
+    block = ("processor\t: {p}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\n"
+             "model name\t: AMD EPYC\nstepping\t: 1\ncache size\t: 1024 KB\nbogomips\t: 5192.28\n\n")
+    genoa = block.format(p=0, m=17) + block.format(p=1, m=17)
+    assert cpu_model(genoa) == "AMD EPYC [family 25, model 17, stepping 1, cache 1024 KB, bogomips 5192]"
+    assert cpu_model(block.format(p=0, m=1)) != cpu_model(genoa)
+    assert cpu_model("processor\t: 0\nmodel name\t: Some CPU\n") == "Some CPU"  # nothing else known
+
+
 def test_the_median_timing_of_older_labels_is_kept_and_called_stale(fast_target, int8_model):
     legacy = LiteRTCPUTarget(min_runs=50, min_time_s=0.0, timing="median")
     result = legacy.measure(int8_model)
