@@ -229,51 +229,10 @@ def resolve_device(device: str | None):
     return dev
 
 
-class _Batch:
-    """The tensors a training or validation step reads of a mini-batch: what
-    ``torch_geometric``'s ``Batch.from_data_list`` makes of them, collated directly."""
-
-    __slots__ = ("x", "op_type", "edge_index", "batch", "u", "y", "yz", "ymask", "num_graphs")
-
-    def to(self, device) -> "_Batch":
-        import torch
-
-        if torch.device(device).type == "cpu":
-            return self
-        out = _Batch()
-        for name in self.__slots__:
-            value = getattr(self, name)
-            setattr(out, name, value.to(device) if isinstance(value, torch.Tensor) else value)
-        return out
-
-
-def _collate(graphs: list) -> _Batch:
-    """A mini-batch of prepared graphs (``_prepare``'s): the same tensors as PyG's collation,
-    which, general over every attribute a ``Data`` may hold, took about 30 % of an epoch."""
-    import torch
-
-    b = _Batch()
-    counts = [g.x.shape[0] for g in graphs]
-    b.x = torch.cat([g.x for g in graphs])
-    b.op_type = torch.cat([g.op_type for g in graphs])
-    offset, edges = 0, []
-    for g, n in zip(graphs, counts):
-        edges.append(g.edge_index + offset if offset else g.edge_index)
-        offset += n
-    b.edge_index = torch.cat(edges, dim=1)
-    b.batch = torch.repeat_interleave(torch.arange(len(graphs)), torch.tensor(counts))
-    b.u = torch.cat([g.u for g in graphs])
-    b.y = torch.cat([g.y for g in graphs])
-    b.yz = torch.cat([g.yz for g in graphs])
-    b.ymask = torch.cat([g.ymask for g in graphs])
-    b.num_graphs = len(graphs)
-    return b
-
-
 def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, progress, member: int,
                 device="cpu"):
     import torch
-    from torch.utils.data import DataLoader
+    from torch_geometric.loader import DataLoader
 
     model.to(device)
 
@@ -282,9 +241,8 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
     # small tables (few-shot, fine-tuning on tens of networks) get smaller batches, so that an
     # epoch is still several optimiser steps
     batch_size = max(1, min(int(cfg["batch_size"]), max(8, len(train) // 8)))
-    # torch's own loader draws the order (and its seeds) from ``gen``, as PyG's loader did
-    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=_collate)
-    val_loader = DataLoader(val, batch_size=1024, collate_fn=_collate)
+    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen)
+    val_loader = DataLoader(val, batch_size=1024)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))

@@ -173,23 +173,6 @@ def test_members_trained_in_parallel_are_the_members_trained_one_by_one(kws_data
         train_predictor([kws_data], None, workers=0, **kwargs)
 
 
-def test_the_training_collation_gives_pyg_batch_tensors(kws_data):
-    from torch_geometric.data import Batch
-
-    from predictors.graph import Normalizer
-    from predictors.predictor import LabelScaler
-    from predictors.train import _collate, _prepare
-
-    graphs, _ = load_graphs([kws_data])
-    scaler = LabelScaler.fit(np.concatenate([g.y.numpy() for g in graphs]).astype(np.float64), log=True)
-    prepared = _prepare(graphs, Normalizer.fit(graphs), scaler)
-    ref, ours = Batch.from_data_list(prepared), _collate(prepared)
-    assert ours.num_graphs == ref.num_graphs == len(graphs)
-    for key in ("x", "op_type", "edge_index", "batch", "u", "y", "yz", "ymask"):
-        a, b = getattr(ref, key), getattr(ours, key)
-        assert a.dtype == b.dtype and torch.equal(a, b), key
-
-
 def test_published_configuration_is_runnable(kws_data):
     from predictors.model import PUBLISHED
 
