@@ -350,11 +350,12 @@ def _fit_forked(i: int):
 
 
 def _fit_members(models: list, train: list, val: list, cfg: dict, scaler, seed: int, progress, device,
-                 workers: int | None) -> tuple[list, list, list]:
-    """Trains every member; with ``workers`` > 1 on the CPU, that many at once, each in a
-    process of its own (forked, so the prepared graphs are shared, not copied) on one
-    thread.  A member's result does not depend on where it ran: it is seeded by its
-    index alone, so the weights are those of training one after the other."""
+                 workers: int | None) -> tuple[list, list]:
+    """Trains every member in place; returns their histories and best validation MAPEs.
+    With ``workers`` > 1 on the CPU, that many train at once, each in a process of its
+    own (forked, so the prepared graphs are shared, not copied) on one thread.  A
+    member's result does not depend on where it ran: it is seeded by its index alone,
+    so the weights are those of training one after the other."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -364,7 +365,7 @@ def _fit_members(models: list, train: list, val: list, cfg: dict, scaler, seed: 
     if not parallel:
         results = [_fit_member(m, train, val, cfg, scaler, seed * 100 + i, cfg["epochs"], progress, i, device)
                    for i, m in enumerate(models)]
-        return models, [h for h, _ in results], [b for _, b in results]
+        return [h for h, _ in results], [b for _, b in results]
     _FORKED.update(models=models, train=train, val=val, cfg=cfg, scaler=scaler, seed=seed,
                    threads=max(1, torch_threads() // workers))
     histories, best_val = [None] * len(models), [None] * len(models)
@@ -383,7 +384,7 @@ def _fit_members(models: list, train: list, val: list, cfg: dict, scaler, seed: 
     finally:
         _FORKED.clear()
         bar.close()
-    return models, histories, best_val
+    return histories, best_val
 
 
 def train_predictor(
@@ -468,7 +469,7 @@ def train_predictor(
     scaler = LabelScaler.fit(y_train, log=cfg["target_transform"] == "log")
     p_train, p_val = _prepare(train, normalizer, scaler), _prepare(val, normalizer, scaler)
 
-    models = []
+    members = []
     for i in range(int(cfg["ensemble"])):
         torch.manual_seed(seed * 100 + i)
         model = PerfSAGE(len(names), cfg)
@@ -486,8 +487,8 @@ def train_predictor(
             if few_shot:  # only the readout heads learn
                 for key, param in model.named_parameters():
                     param.requires_grad = key.startswith(TRAINABLE_IN_FEW_SHOT)
-        models.append(model)
-    members, histories, best_val = _fit_members(models, p_train, p_val, cfg, scaler, seed, progress, dev, workers)
+        members.append(model)
+    histories, best_val = _fit_members(members, p_train, p_val, cfg, scaler, seed, progress, dev, workers)
 
     manifest: dict[str, Any] = {
         "name": name or (Path(out).name if out else "perfsage"),
