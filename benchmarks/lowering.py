@@ -1,6 +1,6 @@
 """The lowering against the converter: every committed network, and fresh exports.
 
-    python benchmarks/lowering.py [--data data/edgedlperf] [--limit N] [--fresh 20] [--fit-size]
+    python benchmarks/lowering.py [--data data/edgedlperf] [--limit N] [--fresh 20]
 
 For every stored network of ``--data`` (or the first ``--limit`` of each space), the
 lowered graph (``predictors.graph.arch_arrays``: the arch through the space's own
@@ -9,22 +9,19 @@ converter wrote (``graph_arrays`` of the stored flatbuffer):
 
 - structure: operators, types, edges identical, every feature column equal
   (relative 1e-6) except ``model_bytes``;
-- ``model_bytes``: the lowering's estimate against the file's size;
+- ``model_bytes``: the lowering's size (the converter's writer's layout, computed) against
+  the file's, and how many are the same to the byte;
 - predictions of the shipped predictors from both graphs (largest relative
   difference over every metric);
 - fallbacks: archs the lowering refused (``LoweringError``).
 
 nasbench201 and fbnet have no committed networks: ``--fresh N`` samples N archs of
 each (both NB201 ``zero_edges`` modes), exports them with TensorFlow and compares the
-same way.  ``--fit-size`` refits the model-size weights on two thirds of the stored
-networks (by arch_id) and of ``--fresh N`` exports of the other spaces (other seeds
-than the check's), reports the rest, and writes ``predictors/graph/data/lowered_size.json``.
+same way.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import time
 from collections import defaultdict
@@ -96,7 +93,7 @@ def check(args, predictors) -> dict:
 
     mb = GRAPH_FEATURES.index("model_bytes")
     stats: dict = defaultdict(lambda: {"n": 0, "equal": 0, "fallback": 0, "diff": defaultdict(int),
-                                       "size": [], "gap": [], "lower_s": []})
+                                       "size": [], "exact": 0, "gap": [], "lower_s": []})
 
     def one(key: str, space, arch, real: dict, size: int) -> None:
         s = stats[key]
@@ -115,6 +112,7 @@ def check(args, predictors) -> dict:
             return
         s["equal"] += 1
         s["size"].append(low["u"][0, mb] / size - 1)
+        s["exact"] += int(round(low["u"][0, mb])) == size
         if predictors:
             s["gap"].append(prediction_gap(predictors, real, low))
 
@@ -142,59 +140,17 @@ def report(stats: dict) -> None:
         size = np.abs(np.array(s["size"])) * 100 if s["size"] else np.array([np.nan])
         gap = np.array(s["gap"]) * 100 if s["gap"] else np.array([np.nan])
         rows.append((key, s["n"], f"{s['equal']} ({100 * s['equal'] / max(s['n'], 1):.1f} %)", s["fallback"],
-                     f"{np.median(size):.3f} / {np.percentile(size, 95):.3f} / {size.max():.3f}",
+                     f"{s['exact']}", f"{np.median(size):.4f} / {np.percentile(size, 95):.4f} / {size.max():.4f}",
                      f"{np.median(gap):.3f} / {np.percentile(gap, 95):.3f} / {gap.max():.3f}",
                      f"{int((size <= 1.0).sum())} / {int((gap <= 0.1).sum())}" if s["gap"] else f"{int((size <= 1.0).sum())} / -",
                      f"{1000 * np.median(s['lower_s']):.2f}" if s["lower_s"] else ""))
     print(format_table(rows, ("space", "networks", "graph identical", "refused",
-                              "model size error % (median / p95 / max)", "prediction gap % (median / p95 / max)",
+                              "size to the byte", "model size error % (median / p95 / max)",
+                              "prediction gap % (median / p95 / max)",
                               "size within 1 % / gap within 0.1 %", "lowering ms (median)")))
     for key, s in stats.items():
         for why, n in s["diff"].items():
             print(f"  {key}: {n} x {why}")
-
-
-def fit_size(args) -> None:
-    import search_spaces
-    from predictors.graph._lowered import lower
-    from predictors.graph._lower import EXACT_TERMS, model_bytes
-
-    data = []
-    for space_name, row, size in stored_rows(args.data, args.limit):
-        space, arch = search_spaces.from_encoded(row["arch"])
-        info = lower(space, arch)
-        test = int(hashlib.sha1(row["arch_id"].encode()).hexdigest(), 16) % 3 == 0
-        data.append((space_name, size, info.size_terms, test))
-    if args.fresh:  # the spaces with no committed networks: fresh exports (seeds apart from the check's)
-        from hwnas.export import to_tflite
-
-        for name, options in FRESH:
-            space = search_spaces.get(name, **options)
-            for i in range(args.fresh):
-                arch = space.sample(np.random.default_rng([7001, i]))
-                size = len(to_tflite(space.build(arch, seed=i), quantize="int8", seed=i))
-                test = int(hashlib.sha1(space.arch_id(arch).encode()).hexdigest(), 16) % 3 == 0
-                data.append((_fresh_key(name, options), size, lower(space, arch).size_terms, test))
-    keys = sorted({k for _, _, t, _ in data for k in t if k not in EXACT_TERMS})
-    train = [d for d in data if not d[3]]
-    x = np.array([[t.get(k, 0.0) for k in keys] for _, _, t, _ in train])
-    y = np.array([size - sum(t[k] for k in EXACT_TERMS) for _, size, t, _ in train])
-    # relative error is what counts: each network weighs 1 / its size (the small ones decide the worst case)
-    scale = 1.0 / np.array([size for _, size, _, _ in train], dtype=np.float64)
-    coef, *_ = np.linalg.lstsq(x * scale[:, None], y * scale, rcond=None)
-    weights = dict(zip(keys, [round(float(c), 6) for c in coef]))
-    for part in (False, True):
-        for space in SPACES + [_fresh_key(n, o) for n, o in FRESH] * bool(args.fresh):
-            err = [abs(model_bytes(t, weights) / size - 1) * 100 for s, size, t, test in data
-                   if s == space and test == part]
-            if err:
-                print(f"{'test' if part else 'train'} {space}: model size error % median {np.median(err):.3f}, "
-                      f"p95 {np.percentile(err, 95):.3f}, max {max(err):.3f} ({len(err)} networks)")
-    path = Path(__file__).resolve().parents[1] / "predictors" / "graph" / "data" / "lowered_size.json"
-    path.write_text(json.dumps({"doc": "weights of predictors.graph._lower.size_terms, fitted by "
-                                       "benchmarks/lowering.py --fit-size on the committed networks",
-                                "networks": len(train), "weights": weights}, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {path}")
 
 
 def main(argv=None) -> int:
@@ -203,11 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="stored networks per space (default: all)")
     ap.add_argument("--fresh", type=int, default=20, help="fresh exports per NB201 mode and FBNet (0: none)")
     ap.add_argument("--no-predict", action="store_true", help="skip the prediction comparison")
-    ap.add_argument("--fit-size", action="store_true", help="refit the model-size weights and write them")
     args = ap.parse_args(argv)
-    if args.fit_size:
-        fit_size(args)
-        return 0
     predictors = []
     if not args.no_predict:
         from predictors import load_predictor, list_predictors

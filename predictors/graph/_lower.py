@@ -23,10 +23,8 @@ then export the network as before.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import lru_cache
 from typing import Any
 
@@ -83,6 +81,7 @@ class LTensor:
     scales: int = 1  # quantisation scales: 0 none, 1 per tensor, n per channel
     index: int = -1
     key: Any = None  # a constant's value, where two may be equal (the file stores equal data once)
+    qdim: int = 0  # a per-channel tensor's quantised dimension
 
 
 @dataclass(eq=False)
@@ -102,7 +101,7 @@ class LOp:
 
 
 def _weight(shape: tuple[int, ...], per_channel_dim: int) -> LTensor:
-    return LTensor(tuple(shape), "INT8", True, shape[per_channel_dim])
+    return LTensor(tuple(shape), "INT8", True, shape[per_channel_dim], qdim=per_channel_dim if per_channel_dim >= 0 else len(shape) + per_channel_dim)
 
 
 def _int32(shape: tuple[int, ...], scales: int = 0, key: Any = None) -> LTensor:
@@ -458,32 +457,31 @@ def lower_graph(graph: KerasGraph) -> ModelInfo:
     lowering.run(sorted(graph.nodes, key=lambda n: place[id(n)]))  # producers first, as imported
     ops = _schedule(lowering, position)
     outputs = [lowering.t(t) for t in graph.outputs]
-    # tensors: the input first, the constants, then the activations in execution order
+    # tensors: the input first, the constants (in the converter's order), then the activations
+    from predictors.graph._names import constant_order, make_namer, tensor_names
+
+    namer = make_namer(ops, names, position, lowering.producer)
     tensors: list[LTensor] = [lowering.t(inp)]
     seen = {id(tensors[0])}
-    for op in ops:
-        for t in op.inputs:
-            if t is not None and t.const and id(t) not in seen:
-                seen.add(id(t))
-                tensors.append(t)
+    for t in constant_order(namer):
+        if id(t) not in seen:
+            seen.add(id(t))
+            tensors.append(t)
     for op in ops:
         if id(op.output) not in seen:
             seen.add(id(op.output))
             tensors.append(op.output)
     for i, t in enumerate(tensors):
         t.index = i
-    from predictors.graph._names import tensor_names
-
-    tensor_name = tensor_names(tensors, ops, names, position, lowering.producer, outputs)
+    tensor_name = tensor_names(tensors, ops, names, position, lowering.producer, outputs, namer)
     infos = [_tensor_info(t, i, tensor_name[i]) for i, t in enumerate(tensors)]
     operators = [
         OperatorInfo(i, op.opcode, tuple(t.index if t is not None else -1 for t in op.inputs), (op.output.index,),
                      _builtin_code(op.opcode), dict(op.options))
         for i, op in enumerate(ops)
     ]
-    terms = size_terms(tensors, ops, tensor_name)
-    info = ModelInfo(size_bytes=model_bytes(terms), num_subgraphs=1)
-    info.size_terms = terms
+    info = ModelInfo(size_bytes=model_size(tensors, ops, tensor_name, len(outputs)),
+                     num_subgraphs=1)
     info.subgraphs.append(SubgraphInfo(operators, infos, (tensors[0].index,), tuple(t.index for t in outputs)))
     return info
 
@@ -500,78 +498,140 @@ def _tensor_info(t: LTensor, index: int, name: str = "") -> TensorInfo:
 
 _ZERO_KEYS = ("bias", "alpha", "zeros")  # constants all zero in an untrained network
 
-
-def _options_bytes(op: LOp) -> int:
-    """The bytes of an operator's options table: the writer leaves out a field at its default,
-    so a fused activation, a VALID padding or a stride makes the table longer."""
-    sizes = _option_sizes(op.opcode)
-    if not sizes:
-        return 0
-    n = 4 + sum(b for name, default, b in sizes if op.options.get(name, default) != default)
-    return -(-n // 4) * 4
+# what the converter writes besides the graph: its description, the subgraph's name and
+# two metadata entries (their names, and their buffers' bytes: "1.14.0" padded to 16,
+# and the conversion options' flatbuffer), the same in every int8 export of every space
+_DESCRIPTION = len("MLIR Converted.")
+_SUBGRAPH_NAME = len("main")
+_METADATA = ((len("min_runtime_version"), 16), (len("CONVERSION_METADATA"), 96))
+_TYPE_CODE = {"FLOAT32": 0, "FLOAT16": 1, "INT32": 2, "UINT8": 3, "INT64": 4, "INT16": 7, "INT8": 9}
 
 
-def size_terms(tensors: list[LTensor], ops: list[LOp], names: list[str]) -> dict[str, float]:
-    """The model-size terms: exact bytes (``data``: constant data, stored once per value;
-    ``quant``: scales and zero points; ``names``: the tensors' names, as
-    :mod:`predictors.graph._names` reproduces them) and the counts of the tables around
-    them, which :func:`model_bytes` weighs (one weight per kind of operator: their
-    options tables differ).
+def _version(op: LOp) -> int:
+    """The operator's version as the converter sets it for int8 (``tflite::GetBuiltinOperatorVersion``
+    in ``tensorflow/lite/tools/versioning/op_version.cc``); an operator code takes its operators' largest."""
+    code = op.opcode
+    if code == "CONV_2D":  # a grouped convolution: the filter has fewer input channels than the input
+        x, w = op.inputs[0], op.inputs[1]
+        return 6 if x is not None and w is not None and x.shape[-1] != w.shape[-1] else 3
+    if code == "FULLY_CONNECTED":
+        if len(op.inputs) == 2:
+            return 6
+        return 5 if op.options.get("KeepNumDims", 0.0) else 4
+    if code == "TRANSPOSE":
+        rank = len(op.inputs[0].shape)
+        return 6 if rank > 5 else 4 if rank > 4 else 2
+    if code == "PAD":
+        return 4 if len(op.inputs[0].shape) > 4 else 2
+    if code == "TRANSPOSE_CONV":
+        if op.options.get("FusedActivationFunction", 0.0):
+            return 4
+        return 3 if len(op.inputs) == 4 and op.inputs[3] is not None else 2
+    return _VERSIONS.get(code, 1)
+
+
+_VERSIONS = {"DEPTHWISE_CONV_2D": 3, "ADD": 2, "MUL": 2, "MEAN": 2, "CONCATENATION": 2, "MAX_POOL_2D": 2,
+             "AVERAGE_POOL_2D": 2, "RELU": 2, "RELU6": 2, "LOGISTIC": 2, "TANH": 2, "SOFTMAX": 2,
+             "PRELU": 1, "HARD_SWISH": 1, "RESHAPE": 1}
+
+
+@lru_cache(maxsize=None)
+def _options_fields(opcode: str) -> tuple[int, tuple[tuple[str, float, int, int], ...]]:
+    """(BuiltinOptions code, ((field, default, slot, bytes), ...) in the order ``Pack`` writes them)."""
+    table = _OPTIONS_TYPE.get(opcode)
+    if table is None:
+        return 0, ()
+    import tflite
+
+    from predictors.tflite_model import option_fields
+
+    code = int(getattr(tflite.BuiltinOptions, table))
+    fields = sorted(option_fields("BuiltinOptions", code), key=lambda f: f[1])
+    return code, tuple((name, default, (vt - 4) // 2, _FIELD_BYTES.get(fmt, 4)) for name, vt, fmt, default in fields)
+
+
+def model_size(tensors: list[LTensor], ops: list[LOp], names: list[str], n_outputs: int) -> int:
+    """The exported file's bytes: :func:`~predictors.graph._layout.packed_size` of what the
+    converter's last writer (``ModelT.Pack``) is given for this graph.
+
+    Every tensor has buffer ``index + 1`` (0 is the empty sentinel); the buffers of the
+    constants hold their data, except where equal bytes came earlier: the converter's
+    ``deduplicate_readonly_buffers`` points such a tensor at the first and empties its own.
+    Every tensor has a quantisation table (empty for an int32 shape or axis); names are
+    :mod:`predictors.graph._names`'s.
     """
-    from predictors.graph._names import string_bytes
+    from predictors.graph._layout import operator_code_fields, packed_size
 
-    data = pad16 = pad4 = 0.0
-    seen: set = set()
-    for t in tensors:
-        if not t.const:
-            continue
-        nbytes = math.prod(t.shape) * TYPE_BYTES.get(t.dtype, 4.0)
-        if t.key is not None and t.key[0] in _ZERO_KEYS:  # the file stores equal bytes once, whatever their type
-            key: tuple = ("zero", nbytes)
-        else:
-            key = ("v", id(t)) if t.key is None else (t.dtype, t.shape, t.key)
-        if key not in seen:
-            seen.add(key)
-            data += nbytes
-            pad16 += -nbytes % 16
-            pad4 += -nbytes % 4
-    terms: dict[str, float] = {
-        "data": data, "quant": sum(12.0 * t.scales for t in tensors if t.scales),
-        "names": float(sum(string_bytes(n) for n in names)),
-        "base": 1.0, "tensor": float(len(tensors)), "op": float(len(ops)), "pad16": pad16, "pad4": pad4,
-        "buffer": float(len(seen)), "dims": float(sum(len(t.shape) for t in tensors)),
-        "quantized": float(sum(1 for t in tensors if t.scales)),
-        "per_channel": float(sum(1 for t in tensors if t.scales > 1)),
-        "inputs": float(sum(len(op.inputs) for op in ops)),
-        "options": float(sum(_options_bytes(op) for op in ops)),
-    }
+    tensor_layout, quant_layout, op_layout = _layouts()
+    no_quant = (None, None, quant_layout[None])  # an int32 shape's: an empty table
+    buffers: list[int | None] = [None] * (len(tensors) + 1)
+    first: dict = {}
+    tensor_rows = []
+    for i, t in enumerate(tensors):
+        if t.const:
+            shape = t.shape
+            nbytes = 1
+            for d in shape:
+                nbytes *= d
+            nbytes = int(nbytes * TYPE_BYTES.get(t.dtype, 4.0))
+            key = t.key
+            if key is None:
+                key = id(t)
+            elif key[0] in _ZERO_KEYS:  # equal bytes, whatever the type
+                key = ("zero", nbytes)
+            else:
+                key = (t.dtype, shape, key)
+            if key not in first:
+                first[key] = i + 1
+                buffers[i + 1] = nbytes
+        n = t.scales
+        tensor_rows.append((len(t.shape), len(names[i].encode()), tensor_layout[t.dtype],
+                            (n, n, quant_layout[n > 1 and t.qdim != 0]) if n else no_quant))
+    buffers.extend(nbytes for _, nbytes in _METADATA)
+    code_index: dict[str, int] = {}
+    versions: list[int] = []
+    op_rows = []
     for op in ops:
-        terms[f"n:{op.opcode}"] = terms.get(f"n:{op.opcode}", 0.0) + 1.0
-    for opcode in {op.opcode for op in ops}:  # an operator-code table each, and what it brings along
-        terms[f"u:{opcode}"] = 1.0
-    return terms
-
-
-EXACT_TERMS = ("data", "quant", "names")  # bytes as they are; the other terms are counts, weighed
+        k = code_index.get(op.opcode)
+        if k is None:
+            k = code_index[op.opcode] = len(versions)
+            versions.append(0)
+        version = _version(op)
+        if version > versions[k]:
+            versions[k] = version
+        union, options = _options_layout(op)
+        op_rows.append((len(op.inputs), 1, options, op_layout[k != 0, union != 0]))
+    codes = [operator_code_fields(_builtin_code(code), versions[k]) for code, k in code_index.items()]
+    n_tensors = len(tensors)
+    metadata = [(name, n_tensors + 1 + j) for j, (name, _) in enumerate(_METADATA)]
+    return packed_size(codes, tensor_rows, op_rows, buffers, 1, n_outputs, metadata,
+                       description=_DESCRIPTION, subgraph_name=_SUBGRAPH_NAME, signature_defs=True)
 
 
 @lru_cache(maxsize=1)
-def size_model() -> dict[str, float]:
-    """The fitted weights of :func:`size_terms` (``benchmarks/lowering.py --fit-size`` writes them)."""
-    path = Path(__file__).with_name("data") / "lowered_size.json"
-    try:
-        return json.loads(path.read_text())["weights"]
-    except (OSError, ValueError, KeyError):
-        return {}
+def _layouts() -> tuple[dict, dict, dict]:
+    """The tables every lowered graph writes: a tensor's (by type; its buffer is never 0, it has
+    a quantisation table and a rank), a quantisation's (per-channel on an axis other than 0
+    or not), an operator's (opcode index 0 or not, options or not)."""
+    from predictors.graph._layout import operator_fields, quantization_fields, tensor_fields
+
+    tensor = {dtype: tensor_fields(code, 1, True) for dtype, code in _TYPE_CODE.items()}
+    quant = {qdim: quantization_fields(True, True, int(qdim)) for qdim in (False, True)}
+    quant[None] = quantization_fields(False, False, 0)
+    ops = {(a, b): operator_fields(int(a), int(b)) for a in (False, True) for b in (False, True)}
+    return tensor, quant, ops
 
 
-def model_bytes(terms: dict[str, float], weights: dict[str, float] | None = None) -> int:
-    """The flatbuffer's size: its data exactly, the structure around it as fitted."""
-    weights = size_model() if weights is None else weights
-    total = 0.0
-    for k, v in terms.items():
-        total += v * (1.0 if k in EXACT_TERMS else weights.get(k, 0.0))
-    return int(round(total))
+def _options_layout(op: LOp) -> tuple[int, Any]:
+    """(BuiltinOptions code, the layout of the fields it writes: those not at their default)."""
+    union, fields = _options_fields(op.opcode)
+    if not union:
+        return 0, None
+    values = op.options
+    present = tuple((slot, size) for name, default, slot, size in fields if values.get(name, default) != default)
+    from predictors.graph._layout import layout
+
+    return union, layout(present)
 
 
 def lower_arch(space: Any, arch: Any) -> ModelInfo:

@@ -17,15 +17,18 @@ against the files of the committed networks (``benchmarks/lowering.py``):
   depthwise convolution exists (the folder then drops the location);
 - a constant the converter deduplicates or makes itself (biases shared by shape
   in pass 1, shapes, permutations, paddings, a MEAN's axes when several layers
-  share them) is ``arith.constant<N>``, numbered in pass 1; a bias of its own keeps
-  its convolution's name, which pushes the weight to ``<name>1`` in pass 1;
+  share them) is ``arith.constant<N>``, numbered in pass 1; a bias of its own takes
+  its convolution's name with a ``1`` (the weight the plain name), except on the
+  first operator, where the two swap;
 - hard swish, PReLU, the squeeze and bias-add of two ``[1, 1, 1, C]`` maps and a
   graph output (``Identity``) have fixed patterns.
 
-The pass-1 numbers follow the operators' order (a shared bias at its last user, the
-other constants at their first), which the converter's does not quite: names of the
-``arith.constant`` kind can be off by a digit (at most a few bytes a network); every
-other name is exact on the committed networks.
+Names are made unique in the order of the file's tensors (:func:`constant_order`). The
+pass-1 numbers follow the operators' order (a shared bias at its last user, the other
+constants at their first), which the converter's does not quite (its order looks like a
+hash map's): names of the ``arith.constant`` kind can be off by a digit, at most 56
+bytes a network (``benchmarks/lowering.py``); every other name is the converter's on the
+committed networks.
 """
 from __future__ import annotations
 
@@ -164,8 +167,8 @@ class _Namer:
             number = self.arith_number[key]
             return ARITH if number == 0 else f"{ARITH}{number}"
         first = op.nodes[0]
-        if t.key is not None and t.key[0] == "bias":
-            return self._main(first)
+        if t.key is not None and t.key[0] == "bias":  # a bias of its own: its convolution's name,
+            return self._main(first) + ("" if op is self.ops[0] else "1")  # second but on the first operator
         if k == 1 and first.kind in _CONVS and op.opcode in _WEIGHTED:
             if op.opcode == "DEPTHWISE_CONV_2D":
                 return output_name
@@ -175,7 +178,7 @@ class _Namer:
                     return ";".join(acts[::-1] + muls)
                 source = self.producer.get(id(op.inputs[0]))
                 return self._main(first) + ("1" if source is not None and source.opcode == "MEAN" else "")
-            return self._main(first) + ("1" if self._own_bias(op) else "")
+            return self._main(first) + ("1" if op is self.ops[0] and self._own_bias(op) else "")
         if op.opcode == "MEAN":
             return op.anchor + "/reduction_indices"
         if op.opcode == "MUL" and first.kind == "BatchNormalization":
@@ -213,10 +216,53 @@ def unique(names: list[str]) -> list[str]:
     return out
 
 
+def _front(op: Any, k: int) -> bool:
+    """A constant the converter lists before the others: one the graph states outright and
+    no folding re-creates, it seems: a MEAN's axes, a zero padding's paddings, a Permute's
+    permutation, the shape of a flatten, of a Reshape with no ``-1`` or of the squeeze of a
+    ``[1, 1, 1, C]`` map, and a transposed convolution's output shape."""
+    code, kind = op.opcode, first_kind(op)
+    if code == "TRANSPOSE_CONV":
+        return k == 0
+    if k != 1:
+        return False
+    if code == "RESHAPE":
+        return kind in ("Flatten", "Add") or (kind == "Reshape" and -1 not in op.nodes[0].config["target_shape"])
+    return (code == "MEAN" or (code == "PAD" and kind == "ZeroPadding2D")
+            or (code == "TRANSPOSE" and kind == "Permute"))
+
+
+def constant_order(namer: _Namer) -> list:
+    """The constants in the order the converter's file lists them (after the input, before
+    the activations): first a few kinds (:func:`_front`) in the order of their first use;
+    then the float model's other constants in the reverse order of their first use, each
+    followed by the int8 copies it was split into (a bias shared by several operators in
+    pass 1 is one tensor per operator in pass 2, quantised with each one's scale), those
+    in order of use.  Found on the files of the committed networks (``benchmarks/lowering.py``)."""
+    front: list = []
+    groups: dict[Any, list] = {}
+    seen: set[int] = set()
+    for op in namer.ops:
+        for k, t in enumerate(op.inputs):
+            if t is None or not t.const or id(t) in seen:
+                continue
+            seen.add(id(t))
+            if _front(op, k):
+                front.append(t)
+                continue
+            key = namer._pool_key(op, k, t)
+            groups.setdefault(("bias", key) if key is not None and key[0] == "bias" else id(t), []).append(t)
+    return front + [t for group in reversed(groups.values()) for t in group]
+
+
+def make_namer(ops: list, names: Any, position: dict[str, int], producer: dict[int, Any]) -> _Namer:
+    return _Namer(ops, names, position, producer)
+
+
 def tensor_names(tensors: list, ops: list, names: Any, position: dict[str, int], producer: dict[int, Any],
-                 outputs: list) -> list[str]:
+                 outputs: list, namer: _Namer | None = None) -> list[str]:
     """The name of every tensor of a lowered graph, in the order of ``tensors``."""
-    namer = _Namer(ops, names, position, producer)
+    namer = namer or _Namer(ops, names, position, producer)
     output_index = {id(t): k for k, t in enumerate(outputs)}
     base: dict[int, str] = {id(tensors[0]): "input_0"}
     for op in ops:

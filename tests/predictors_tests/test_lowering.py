@@ -28,14 +28,14 @@ MODEL_BYTES = GRAPH_FEATURES.index("model_bytes")
 TASK_SPACES = ["keyword_spotting", "image_classification", "object_detection", "super_resolution", "generic"]
 
 
-def assert_same_graph(real: dict, low: dict, size_tolerance: float = 0.01) -> None:
+def assert_same_graph(real: dict, low: dict, size_tolerance: float = 0.001) -> None:
     assert low["x"].shape == real["x"].shape
     assert np.array_equal(low["op_type"], real["op_type"])
     assert np.array_equal(low["edge_index"], real["edge_index"])
     np.testing.assert_allclose(low["x"], real["x"], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(low["edge_attr"], real["edge_attr"], rtol=1e-6)
     a, b = real["u"].copy(), low["u"].copy()
-    assert abs(b[0, MODEL_BYTES] / a[0, MODEL_BYTES] - 1) < size_tolerance  # exact names, fitted tables
+    assert abs(b[0, MODEL_BYTES] / a[0, MODEL_BYTES] - 1) < size_tolerance  # the layout computed, names a digit off
     a[0, MODEL_BYTES] = b[0, MODEL_BYTES] = 0.0
     np.testing.assert_allclose(b, a, rtol=1e-6)
 
@@ -61,7 +61,7 @@ def test_lowered_graphs_equal_the_converters_on_committed_networks(committed_sam
         real, low = graph_arrays(row["tflite"]), arch_arrays(space, arch)
         assert_same_graph(real, low)
         errors.append(abs(low["u"][0, MODEL_BYTES] / real["u"][0, MODEL_BYTES] - 1))
-    assert np.median(errors) < 0.0005  # model size: 0.002-0.02 % on the median network of a space
+    assert np.median(errors) < 0.0001  # model size: exact, or a few bytes of a name a digit off
 
 
 @pytest.mark.parametrize("name,options", [("nasbench201", {}), ("nasbench201", {"zero_edges": "compute"}),
