@@ -115,7 +115,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
         args.out, args.space, args.num, args.target, workers=args.workers, backend=args.backend,
         seed=args.seed, address=args.address, space_options=_space_options(args.space_option),
         timeout_s=args.timeout, progress=not args.quiet, quantize=args.quantize or ["int8"],
-        command={k: v for k, v in vars(args).items() if k != "func"},
+        command={k: v for k, v in vars(args).items() if k != "func"}, retime=args.retime,
     )
     more = f" (and {stats['added_samples']} samples in other regimes)" if stats["added_samples"] else ""
     print(f"{args.space}: {stats['added']} networks added{more}, {stats['failed']} failed, "
@@ -555,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="per-network limit in seconds")
     p.add_argument("--quantize", nargs="+", metavar="Q", help="export regimes, each network in each (int8 always; "
                    "int16x8, float32, float16, dynamic: samples <arch_id>@<regime>)")
+    p.add_argument("--retime", action="store_true", help="measure again the labels another machine timed "
+                   "(cpu-litert labels name theirs): one host's timings in the space's first N networks")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = dsub.add_parser("import", help="a CSV of measured networks (your device) as a dataset")
     p.set_defaults(func=cmd_dataset_import)

@@ -23,7 +23,7 @@ import itertools
 import os
 import platform
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -79,6 +79,17 @@ def _candidates(space, seed: int, known: set[str]) -> Iterator[tuple[int, str, d
         yield i, arch_id, arch
 
 
+def stale_label(target: Any, retime: bool = False) -> Callable[[dict], bool]:
+    """What the builder measures again of ``target``'s stored labels: those measured another
+    way (``target.stale``) and, with ``retime``, those a label says another machine timed."""
+    if not retime:
+        return target.stale
+    from predictors.targets.litert import machine
+
+    here = machine()["cpu_model"]
+    return lambda metrics: target.stale(metrics) or metrics.get("cpu_model", here) != here
+
+
 def build_dataset(
     out: str | os.PathLike,
     space_name: str,
@@ -95,8 +106,13 @@ def build_dataset(
     command: dict[str, Any] | None = None,
     seal_every: int | None = None,
     quantize: list[str] | tuple[str, ...] = (DEFAULT_REGIME,),
+    retime: bool = False,
 ) -> dict[str, Any]:
     """Grows ``out`` to ``num`` healthy networks of ``space_name``, labelled on ``targets``.
+
+    ``retime``: a label that names the machine that timed it (cpu-litert's ``cpu_model``)
+    and names another one is measured again here, so that the space's first ``num``
+    networks end with one machine's timings (a latency is its host's).
 
     ``seal_every`` networks (default ``store.SEAL_EVERY``) the working store is sealed
     into a shard, so a long build's finished parts can be committed as it goes.
@@ -139,7 +155,7 @@ def build_dataset(
         relabel: dict[str, dict] = {}
         first = set(store.first(space.name, num))
         for t in targets:
-            for key, arch, wseed, sha in store.unlabelled(space.name, t, stale=registry.get(t).stale):
+            for key, arch, wseed, sha in store.unlabelled(space.name, t, stale=stale_label(registry.get(t), retime)):
                 arch_id, regime = split_key(key)
                 if arch_id not in first or (regime != DEFAULT_REGIME and regime not in regimes):
                     continue  # a target is added to the space's first ``num`` networks (in these regimes) only

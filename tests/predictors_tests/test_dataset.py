@@ -372,6 +372,23 @@ def test_a_network_in_several_regimes_is_one_network_and_a_sample_per_regime(tmp
         again = {r["arch_id"]: r for r in store.rows(with_tflite=False)}[nets[0]]["labels"]["cpu-litert"]
     assert again["timing"] == "min-of-10-rounds" and again["latency_ms"] < 1234.5  # measured again
 
+    from predictors.dataset.builder import stale_label
+    from predictors.targets import get
+
+    with DatasetStore(out, create=True) as store:  # the same protocol on another machine: kept, unless --retime
+        elsewhere = {"latency_ms": 4321.0, "timing": "min-of-10-rounds", "cpu_model": "Another CPU"}
+        store.add_labels(nets[1], {"cpu-litert": {"metrics": elsewhere}})
+        target = get("cpu-litert")
+        assert nets[1] not in [a for a, *_ in store.unlabelled(SPACE, "cpu-litert", stale=stale_label(target))]
+        assert nets[1] in [a for a, *_ in store.unlabelled(SPACE, "cpu-litert", stale=stale_label(target, True))]
+    retimed = subprocess.run(cmd[:8] + ["3", "--target", "cpu-litert", "--out", str(out), "--quiet", "--retime"],
+                             capture_output=True, text=True, timeout=600)
+    assert retimed.returncode == 0, retimed.stderr
+    assert "0 networks added, 0 failed, 1 relabelled" in retimed.stdout
+    with DatasetStore(out) as store:
+        again = {r["arch_id"]: r for r in store.rows(with_tflite=False)}[nets[1]]["labels"]["cpu-litert"]
+    assert again["cpu_model"] == machine()["cpu_model"] and again["latency_ms"] < 4321.0
+
     graphs = list(GraphDataset(out, targets=["cpu-litert"]))
     assert len(graphs) == 9 and {g.quantize for g in graphs} == {"int8", "float16", "dynamic"}
     half = NODE_FEATURES.index("weight_dtype_float16")
