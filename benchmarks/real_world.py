@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     from predictors import targets
     from predictors.graph import GRAPH_FEATURES, graph_arrays
     from predictors.predictor import PredictionWarning, load_predictor
+    from predictors.targets.litert import machine
     from predictors.tflite_model import load_model
     from search_spaces.errors import HwnasError
 
@@ -58,11 +59,13 @@ def main(argv=None) -> int:
     cache_path = Path(args.cache) if args.cache else out / "measured.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     cpu = targets.get("cpu-litert")
+    here = machine()["cpu_model"]  # a latency is its host's: another host's cached measurement is taken again
     predictor = load_predictor(args.predictor)
     rows, notes, ape_lat, ape_arena = [], [], [], []
     for path in sorted(folder.rglob("*.tflite")):
         name = path.name
-        if name not in cache or ("error" not in cache[name] and cpu.stale(cache[name])):  # timed another way
+        if name not in cache or ("error" not in cache[name] and (cpu.stale(cache[name]) or  # timed another way
+                                                                  cache[name].get("cpu_model") != here)):  # or host
             try:
                 cache[name] = cpu.measure(path)
             except HwnasError as exc:
