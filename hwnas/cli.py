@@ -155,6 +155,24 @@ def cmd_dataset_seal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_merge(args: argparse.Namespace) -> int:
+    from predictors.dataset import DatasetStore
+
+    sources = []
+    for src in args.src:  # every source readable before anything is written
+        with DatasetStore(src):
+            sources.append(src)
+    with DatasetStore(args.out, create=True) as store:
+        for src in sources:
+            with DatasetStore(src) as source:
+                stats = store.merge(source)
+            print(f"{src}: {stats['networks']} networks, {stats['labels']} labels and {stats['runs']} run(s) merged "
+                  f"into {args.out}" + (f" ({stats['kept']} networks it had already kept)" if stats["kept"] else ""))
+        for path in store.seal():
+            print(f"sealed {path}")
+    return 0
+
+
 def cmd_dataset_info(args: argparse.Namespace) -> int:
     from predictors.dataset import DatasetStore
 
@@ -580,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     _skip_bad_shards(p)
+    p = dsub.add_parser("merge", help="add other dataset folders' networks, labels and runs to one "
+                                      "(labels made elsewhere, e.g. a copy labelled on another core or machine)")
+    p.set_defaults(func=cmd_dataset_merge)
+    p.add_argument("src", nargs="+", metavar="SRC", help="dataset folders to merge, in order")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset they are merged into (created or extended)")
     p = dsub.add_parser("seal", help="move a folder's working store (a killed build, an older hwnas's "
                                      "dataset.sqlite) into shards")
     p.set_defaults(func=cmd_dataset_seal)

@@ -45,7 +45,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from search_spaces.errors import HwnasError
 
@@ -314,6 +314,72 @@ class DatasetStore:
              json.dumps(label["metrics"], sort_keys=True) if ok else None, run_id, time.time()),
         )
 
+    def merge(self, src: "DatasetStore") -> dict[str, int]:
+        """Adds another dataset folder's runs, networks and labels to this one (open for writing).
+
+        As if ``src``'s runs had come after this folder's: their ids are renumbered past this
+        folder's (each keeps its command and provenance, plus ``merged_from``), a network this
+        folder has already is kept, and ``src``'s label of a network and target replaces this
+        folder's, as a relabelling would. What both have (``src`` a copy of this folder: the
+        same run, the same label) is kept once, as it is. One transaction: a merge killed half way adds
+        nothing. Call :meth:`seal` after it. Two machines (or two cores, each with its own
+        copy) can so label the same dataset at once.
+        """
+        if self._lock is None:
+            raise HwnasError(f"{self.directory}: open the destination with create=True to merge into it")
+        if src.directory.resolve() == self.directory.resolve():
+            raise HwnasError(f"{src.directory}: a dataset cannot be merged into itself")
+        stats = {"runs": 0, "networks": 0, "labels": 0, "kept": 0}
+        with self.transaction() as c:
+            mine = self.run_rows()
+            same = {(r["started"], r["kind"], json.dumps(r["command"], sort_keys=True)): r["run_id"] for r in mine}
+            next_id = max([0, *(r["run_id"] for r in mine)]) + 1
+            runs: dict[int, int] = {}
+            for run in src.run_rows():
+                key = (run["started"], run["kind"], json.dumps(run["command"], sort_keys=True))
+                if key in same:  # a run both have (src is a copy of this folder): one record
+                    runs[run["run_id"]] = same[key]
+                    continue
+                runs[run["run_id"]] = next_id
+                provenance = {**run["provenance"],
+                              "merged_from": {"dataset": str(src.directory), "run_id": run["run_id"]}}
+                c.execute("INSERT INTO runs (run_id, started, kind, command, provenance) VALUES (?, ?, ?, ?, ?)",
+                          (next_id, run["started"], run["kind"], json.dumps(run["command"], sort_keys=True),
+                           json.dumps(provenance, sort_keys=True)))
+                next_id += 1
+                stats["runs"] += 1
+            mine_labels = {(r["arch_id"], r["target"]): (r["created"], r["status"], r["metrics"])
+                           for r in self.label_rows()}
+            have = set(self._networks) | {a for (a,) in c.execute("SELECT arch_id FROM networks")}
+            new = {}
+            for row in src.network_rows():
+                if row["arch_id"] in have:
+                    stats["kept"] += 1
+                else:
+                    new[row["arch_id"]] = row
+            for arch_id, tflite in src.graphs(new):  # only the new ones decoded, one at a time
+                self._insert_network(c, new[arch_id], tflite, runs)
+                stats["networks"] += 1
+            for row in src.label_rows():
+                if mine_labels.get((row["arch_id"], row["target"])) == (row["created"], row["status"], row["metrics"]):
+                    continue  # the same label (a copy's): kept as it is
+                c.execute("INSERT OR REPLACE INTO labels (arch_id, target, status, reason, metrics, run_id, created)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (row["arch_id"], row["target"], row["status"], row["reason"],
+                           json.dumps(row["metrics"], sort_keys=True) if row["metrics"] is not None else None,
+                           runs.get(row["run_id"]), row["created"]))
+                stats["labels"] += 1
+        return stats
+
+    @staticmethod
+    def _insert_network(c: sqlite3.Connection, row: dict, tflite: bytes | None, runs: dict[int, int]) -> None:
+        c.execute(
+            "INSERT OR IGNORE INTO networks (arch_id, space, arch, seed, status, reason, tflite, tflite_sha256,"
+            " tflite_bytes, export_s, run_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row["arch_id"], row["space"], json.dumps(row["arch"], sort_keys=True), int(row["seed"]), row["status"],
+             row["reason"], compress(tflite) if tflite is not None else None, row["tflite_sha256"],
+             row["tflite_bytes"], row["export_s"], runs.get(row["run_id"]), row["created"]))
+
     def seal_if_due(self, every: int = SEAL_EVERY) -> list[Path]:
         """Seals the working store once it holds ``every`` networks (a long build's finished parts)."""
         if self.conn is not None and self.working_networks() >= every:
@@ -524,6 +590,21 @@ class DatasetStore:
         """The stored flatbuffer of a network in the working store."""
         row = self._working("SELECT tflite FROM networks WHERE arch_id = ?", (arch_id,))
         return decompress(row[0][0]) if row and row[0][0] is not None else None
+
+    def graphs(self, arch_ids: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+        """``(arch_id, stored flatbuffer)`` of these networks (None for a failed one), shard by shard:
+        only they are decoded."""
+        wanted = set(arch_ids)
+        by_shard: dict[int, dict[int, str]] = {}
+        for arch_id in wanted:
+            where = self._where.get(arch_id)
+            if where is None:
+                yield arch_id, self.working_graph(arch_id)
+            else:
+                by_shard.setdefault(where[0], {})[where[1]] = arch_id
+        for index in sorted(by_shard):
+            for position, data in self.shards[index].graphs(by_shard[index]):
+                yield by_shard[index][position], data
 
     def rows(self, spaces: list[str] | None = None, with_tflite: bool = True) -> Iterator[dict[str, Any]]:
         """Every healthy network with its successful labels, in the order they were stored.

@@ -311,3 +311,51 @@ def test_the_committed_dataset_is_sharded_and_compact():
     networks = sum(len(Shard(p).networks()) for p in shards)
     size = sum(p.stat().st_size for p in shards)
     assert networks >= 11_500 and size / networks <= 1536
+
+
+def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everything(graphs, tmp_path):
+    """Two writers cannot share a folder: a copy is labelled on its own and merged back."""
+    main, other = tmp_path / "main", tmp_path / "other"
+    with DatasetStore(main, create=True) as store:
+        run = store.start_run("build", {"n": 1}, {"versions": {"hwnas": "0"}})
+        _add(store, "net-a", graphs[0], run_id=run)
+        _add(store, "net-b", graphs[1], run_id=run, labels={"ethos-u55-128": {"metrics": {"latency_ms": 2.0}}})
+        store.seal()
+    shutil.copytree(main, other)
+    with DatasetStore(main, create=True) as store:  # the main folder goes on: a run of its own
+        run2 = store.start_run("build", {"n": 2}, {"versions": {"hwnas": "0"}})
+        store.add_labels("net-a", {"cpu-litert": {"metrics": {"latency_ms": 3.0, "cpu_model": "X"}}}, run2)
+    with DatasetStore(other, create=True) as store:  # the copy: a run numbered like main's second
+        run_o = store.start_run("build", {"n": 9, "copy": True}, {"versions": {"hwnas": "0"}})
+        assert run_o == run2
+        store.add_labels("net-b", {"ethos-u85-256": {"metrics": {"latency_ms": 0.5}},
+                                   "ethos-u55-128": {"metrics": {"latency_ms": 2.5}}}, run_o)  # relabelled
+        _add(store, "net-c", graphs[0], space="super_resolution", run_id=run_o,
+             labels={"ethos-u85-256": {"metrics": {"latency_ms": 0.7}}})
+        _add(store, "net-d", None, run_id=run_o)  # a failed export comes along too
+    out = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "merge", str(other), "--out", str(main)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # what the copy shares with the main folder (run 1, net-a's and net-b's first labels) is not added again
+    assert "2 networks, 3 labels and 1 run(s) merged" in out.stdout and "(2 networks it had already kept)" in out.stdout
+    with DatasetStore(main) as store:
+        assert store.conn is None  # sealed
+        runs = {r["run_id"]: r for r in store.run_rows()}
+        assert sorted(runs) == [1, 2, 3]  # the copy's run 2 came in as 3
+        assert runs[3]["command"] == {"n": 9, "copy": True} and "merged_from" not in runs[1]["provenance"]
+        assert runs[3]["provenance"]["merged_from"] == {"dataset": str(other), "run_id": 2}
+        labels = {(r["arch_id"], r["target"]): r for r in store.label_rows()}
+        assert labels[("net-a", "cpu-litert")]["run_id"] == 2  # main's own, untouched
+        assert labels[("net-b", "ethos-u85-256")]["run_id"] == 3 and labels[("net-a", "ethos-u55-128")]["run_id"] == 1
+        assert labels[("net-b", "ethos-u55-128")]["metrics"] == {"latency_ms": 2.5}  # the later label wins
+        rows = {r["arch_id"]: r for r in store.rows()}
+        assert rows["net-c"]["tflite"] == graphs[0] and rows["net-c"]["labels"] == {"ethos-u85-256": {"latency_ms": 0.7}}
+        assert {r["arch_id"]: r["status"] for r in store.network_rows()} == {
+            "net-a": "ok", "net-b": "ok", "net-c": "ok", "net-d": "failed"}
+        assert store.network_rows("super_resolution")[0]["run_id"] == 3
+    again = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "merge", str(main), "--out", str(main)],
+                           capture_output=True, text=True)
+    assert again.returncode == 1 and again.stderr.startswith("hwnas: error:") and "itself" in again.stderr
+    missing = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "merge", str(tmp_path / "nope"), "--out",
+                              str(main)], capture_output=True, text=True)
+    assert missing.returncode == 1 and "no dataset here" in missing.stderr and len(missing.stderr.splitlines()) == 1
