@@ -249,3 +249,38 @@ def test_import_stores_lowered_graphs_without_tensorflow(tmp_path):
         for row in store.rows():
             assert_same_graph(graph_arrays(row["tflite"]), arch_arrays(space, space.decode(row["arch"])), 2e-3)
         assert all(r["tflite_sha256"] is None for r in store.network_rows())  # no exported file to reproduce
+
+
+def test_a_lowering_pauses_the_collector_and_restores_it(monkeypatch):
+    import gc
+
+    from predictors.graph import _extract
+    from predictors.graph._lowered import gc_paused
+
+    states = []
+    extract = _extract.extract_arrays
+    monkeypatch.setattr(_extract, "extract_arrays", lambda info: states.append(gc.isenabled()) or extract(info))
+
+    space = search_spaces.get("keyword_spotting")
+    arch = space.sample(np.random.default_rng(3))
+    seen = []
+    gc.callbacks.append(lambda phase, info: seen.append(phase))  # a collection during the lowering would show
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+            with gc_paused():  # nested: the inner one leaves it to the outer
+                pass
+            assert not gc.isenabled()
+            before = len(seen)
+            for _ in range(30):
+                arch_arrays(space, arch)
+            assert len(seen) == before
+        assert gc.isenabled()
+        arch_arrays(space, arch)
+        assert states[-1] is False and gc.isenabled()  # paused while it lowered, on again after
+        gc.disable()  # a caller who turned the collector off keeps it off
+        arch_arrays(space, arch)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.pop()
