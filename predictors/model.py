@@ -35,7 +35,7 @@ DEFAULT: dict[str, Any] = {
     "layers": 3, "hidden": 48, "op_embedding": 32, "aggr": "mean", "l2_normalize": False,
     "residual": True, "readout": "lse", "graph_features": True, "head": "mlp",
     "target_transform": "log", "loss": "l1", "lr": 0.003, "batch_size": 64, "epochs": 200,
-    "weight_decay": 1e-5, "ensemble": 3, "node_linear": False,
+    "weight_decay": 1e-5, "ensemble": 3, "node_linear": False, "aux_metrics": False,
 }
 MODEL_KEYS = ("layers", "hidden", "op_embedding", "aggr", "l2_normalize", "residual", "readout",
               "graph_features", "head", "node_linear")

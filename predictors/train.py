@@ -32,17 +32,19 @@ FEW_SHOT = {"lr": 0.01, "epochs": 300, "weight_decay": 1e-4}
 
 
 def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] | None = None,
-                spaces: Sequence[str] | None = None, host: str | None = None) -> tuple[list, list[str]]:
+                spaces: Sequence[str] | None = None, host: str | None = None,
+                aux: bool = False) -> tuple[list, list[str]]:
     """The graphs of several dataset directories, with ``y`` over the union of their labels.
 
     ``host``: of the labels that name the host that timed them (``cpu_model``: cpu-litert's),
-    keep only that host's (a graph left with no label is dropped)."""
+    keep only that host's (a graph left with no label is dropped). ``aux``: the targets'
+    auxiliary metrics are labels too."""
     import torch
 
     from predictors.dataset.graphs import GraphDataset
 
     datasets = [GraphDataset(d, spaces=list(spaces) if spaces else None,
-                             targets=list(targets) if targets else None) for d in data_dirs]
+                             targets=list(targets) if targets else None, aux=aux) for d in data_dirs]
     names = sorted({n for ds in datasets for n in ds.label_names})
     if targets:
         unknown = [t for t in targets if not any(n.startswith(t + "/") for n in names)]
@@ -453,7 +455,7 @@ def train_predictor(
         from predictors.targets.litert import machine
 
         host = machine()["cpu_model"]
-    graphs, names = load_graphs(data_dirs, targets, spaces, host=host)
+    graphs, names = load_graphs(data_dirs, targets, spaces, host=host, aux=bool(cfg.get("aux_metrics")))
     timings = label_timings(data_dirs, {g.arch_id for g in graphs}, names, host=host)
     if split is not None:  # explicit arch_id lists (benchmarks: N training networks, fixed test set)
         by_id = {g.arch_id: g for g in graphs}

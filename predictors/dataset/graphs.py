@@ -28,12 +28,17 @@ from predictors.graph import FEATURE_VERSION, to_data
 STALE_CACHE_GRACE_S = 600.0  # a stale cache younger than this is left for its writer
 
 
-def _is_label(target: str, metric: str, value) -> bool:
-    """A registered target's declared metrics; every number for imported (user) targets."""
+def _is_label(target: str, metric: str, value, aux: bool = False) -> bool:
+    """A registered target's declared metrics (and, with ``aux``, its auxiliary ones);
+    every number for imported (user) targets."""
     from predictors import targets as registry
 
     if target in registry.names():
-        return metric in registry.get(target).metrics
+        t = registry.get(target)
+        if metric in t.metrics:
+            return True
+        # an auxiliary count of 0 (the U55's DRAM traffic: it has none) is no label: log space
+        return aux and metric in t.aux_metrics and isinstance(value, (int, float)) and value > 0
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -45,14 +50,16 @@ class GraphDataset(InMemoryDataset):
         spaces: keep only these search spaces (default: all).
         targets: keep only labels of these targets (default: all present).
         skip_bad_shards: read the other shards when one is corrupt (with a warning).
+        aux: the targets' auxiliary metrics are labels too (``Target.aux_metrics``).
     """
 
     def __init__(self, root: str | os.PathLike, spaces: list[str] | None = None,
                  targets: list[str] | None = None, transform=None, log: bool = False,
-                 skip_bad_shards: bool | None = None):
+                 skip_bad_shards: bool | None = None, aux: bool = False):
         self._store_dir = Path(root)
         self._spaces = sorted(spaces) if spaces else None
         self._targets = sorted(targets) if targets else None
+        self._aux = bool(aux)
         self._skip_bad_shards = skip_bad_shards
         with DatasetStore(root, skip_bad_shards=skip_bad_shards) as store:
             self._fingerprint = store.fingerprint()
@@ -90,7 +97,8 @@ class GraphDataset(InMemoryDataset):
 
     @property
     def _selection(self) -> str:
-        return hashlib.sha1(f"{self._spaces}|{self._targets}".encode()).hexdigest()[:8]
+        aux = "|aux" if self._aux else ""  # (a selection without it keeps the name it always had)
+        return hashlib.sha1(f"{self._spaces}|{self._targets}{aux}".encode()).hexdigest()[:8]
 
     def download(self) -> None:  # pragma: no cover - the raw file is always local
         raise FileNotFoundError(self._store_dir)
@@ -126,14 +134,14 @@ class GraphDataset(InMemoryDataset):
             raise HwnasError(f"{self._store_dir}: no stored networks to load (spaces: {self._spaces or 'all'})")
         names = sorted({f"{t}/{m}" for row in labels for t, metrics in row.items()
                         if self._targets is None or t in self._targets
-                        for m, v in metrics.items() if _is_label(t, m, v)})
+                        for m, v in metrics.items() if _is_label(t, m, v, self._aux)})
         index = {n: i for i, n in enumerate(names)}
         for data, row in zip(graphs, labels):
             y = torch.full((1, len(names)), math.nan, dtype=torch.float32)
             for t, metrics in row.items():
                 for m, v in metrics.items():
                     i = index.get(f"{t}/{m}")
-                    if i is not None:
+                    if i is not None and (not self._aux or _is_label(t, m, v, True)):
                         y[0, i] = float(v)
             data.y = y
         # Caches of older feature versions or data go; those of other selections (spaces,

@@ -18,6 +18,9 @@ class Target(ABC):
 
     name: str
     metrics: tuple[str, ...]
+    # counts a measurement records beside the metrics that a predictor may learn as well
+    # (``train_config["aux_metrics"]``): more to learn from per network, not more to report
+    aux_metrics: tuple[str, ...] = ()
     description: str = ""
 
     @abstractmethod

@@ -54,6 +54,8 @@ class EthosUTarget(Target):
     """An Ethos-U configuration described by a JSON data file (Vela args + energy model)."""
 
     metrics = ("latency_ms", "energy_mj", "sram_kib", "offchip_kib")
+    # Vela's NPU cycles and its SRAM and DRAM traffic: what latency and energy are made of
+    aux_metrics = ("cycles_npu", "sram_total_bytes", "dram_total_bytes")
 
     def __init__(self, spec: dict[str, Any]):
         try:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -217,6 +218,25 @@ def test_graph_dataset_caches_per_feature_version(small_dataset, monkeypatch):
     GraphDataset(small_dataset)
     cache = sorted(p.name for p in Path(ds.processed_dir).glob("graphs-*.pt"))
     assert len(cache) == 2 and not any(p.exists() for p in stale)
+
+
+def test_auxiliary_metrics_are_labels_only_when_asked_and_only_above_zero(small_dataset, tmp_path):
+    """Vela's cycles and traffic beside the four metrics; the U55's DRAM traffic is always 0: no label."""
+    from predictors.dataset.graphs import GraphDataset
+
+    folder = tmp_path / "copy"
+    shutil.copytree(small_dataset, folder, ignore=shutil.ignore_patterns("processed"))
+    plain, aux = GraphDataset(folder), GraphDataset(folder, aux=True)
+    assert len(plain.label_names) == 4
+    assert aux.label_names == [f"ethos-u55-128/{m}" for m in sorted(
+        ("latency_ms", "energy_mj", "sram_kib", "offchip_kib", "cycles_npu", "sram_total_bytes"))]
+    with DatasetStore(folder) as store:
+        stored = {r["arch_id"]: r["labels"]["ethos-u55-128"] for r in store.rows(with_tflite=False)}
+    assert all(m["dram_total_bytes"] == 0 for m in stored.values())
+    for g in aux:
+        for k, name in enumerate(aux.label_names):
+            assert float(g.y[0, k]) == pytest.approx(stored[g.arch_id][name.split("/")[1]], rel=1e-6)
+    assert len(list((folder / "processed").glob("graphs-*.pt"))) == 2  # a cache per selection
 
 
 def test_a_cache_removed_before_it_is_loaded_is_built_again(small_dataset, tmp_path):
