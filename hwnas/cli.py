@@ -167,7 +167,8 @@ def cmd_dataset_merge(args: argparse.Namespace) -> int:
             with DatasetStore(src) as source:
                 stats = store.merge(source)
             print(f"{src}: {stats['networks']} networks, {stats['labels']} labels and {stats['runs']} run(s) merged "
-                  f"into {args.out}" + (f" ({stats['kept']} networks it had already kept)" if stats["kept"] else ""))
+                  f"into {args.out}" + (f" ({stats['kept']} networks it had already kept)" if stats["kept"] else "")
+                  + (f"; {stats['older']} labels older than its own left out" if stats["older"] else ""))
         for path in store.seal():
             print(f"sealed {path}")
     return 0

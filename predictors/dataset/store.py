@@ -317,11 +317,12 @@ class DatasetStore:
     def merge(self, src: "DatasetStore") -> dict[str, int]:
         """Adds another dataset folder's runs, networks and labels to this one (open for writing).
 
-        As if ``src``'s runs had come after this folder's: their ids are renumbered past this
-        folder's (each keeps its command and provenance, plus ``merged_from``), a network this
-        folder has already is kept, and ``src``'s label of a network and target replaces this
-        folder's, as a relabelling would. What both have (``src`` a copy of this folder: the
-        same run, the same label) is kept once, as it is. One transaction: a merge killed half way adds
+        ``src``'s runs get ids past this folder's (each keeps its command and provenance, plus
+        ``merged_from``); a network this folder has already is kept; of two labels of one
+        network and target the newer stays (``created``), as a relabelling would leave it:
+        ``src``'s replaces an older one here, and a label relabelled here after ``src`` was
+        copied stays. What both have (``src`` a copy of this folder: the same run, the same
+        label) is kept once, as it is. One transaction: a merge killed half way adds
         nothing. Call :meth:`seal` after it. Two machines (or two cores, each with its own
         copy) can so label the same dataset at once.
         """
@@ -329,7 +330,7 @@ class DatasetStore:
             raise HwnasError(f"{self.directory}: open the destination with create=True to merge into it")
         if src.directory.resolve() == self.directory.resolve():
             raise HwnasError(f"{src.directory}: a dataset cannot be merged into itself")
-        stats = {"runs": 0, "networks": 0, "labels": 0, "kept": 0}
+        stats = {"runs": 0, "networks": 0, "labels": 0, "kept": 0, "older": 0}
         with self.transaction() as c:
             mine = self.run_rows()
             same = {(r["started"], r["kind"], json.dumps(r["command"], sort_keys=True)): r["run_id"] for r in mine}
@@ -361,8 +362,10 @@ class DatasetStore:
                 self._insert_network(c, new[arch_id], tflite, runs)
                 stats["networks"] += 1
             for row in src.label_rows():
-                if mine_labels.get((row["arch_id"], row["target"])) == (row["created"], row["status"], row["metrics"]):
-                    continue  # the same label (a copy's): kept as it is
+                mine_label = mine_labels.get((row["arch_id"], row["target"]))
+                if mine_label is not None and mine_label[0] >= row["created"]:
+                    stats["older"] += mine_label[1:] != (row["status"], row["metrics"])
+                    continue  # this folder's label is the same or newer (relabelled since the copy): it stays
                 c.execute("INSERT OR REPLACE INTO labels (arch_id, target, status, reason, metrics, run_id, created)"
                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (row["arch_id"], row["target"], row["status"], row["reason"],

@@ -325,6 +325,7 @@ def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everythi
     with DatasetStore(main, create=True) as store:  # the main folder goes on: a run of its own
         run2 = store.start_run("build", {"n": 2}, {"versions": {"hwnas": "0"}})
         store.add_labels("net-a", {"cpu-litert": {"metrics": {"latency_ms": 3.0, "cpu_model": "X"}}}, run2)
+        store.add_labels("net-a", {"ethos-u55-128": {"metrics": {"latency_ms": 1.25}}}, run2)  # relabelled here
     with DatasetStore(other, create=True) as store:  # the copy: a run numbered like main's second
         run_o = store.start_run("build", {"n": 9, "copy": True}, {"versions": {"hwnas": "0"}})
         assert run_o == run2
@@ -338,6 +339,7 @@ def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everythi
     assert out.returncode == 0, out.stderr
     # what the copy shares with the main folder (run 1, net-a's and net-b's first labels) is not added again
     assert "2 networks, 3 labels and 1 run(s) merged" in out.stdout and "(2 networks it had already kept)" in out.stdout
+    assert "1 labels older than its own left out" in out.stdout  # net-a's U55 label, relabelled here since
     with DatasetStore(main) as store:
         assert store.conn is None  # sealed
         runs = {r["run_id"]: r for r in store.run_rows()}
@@ -346,7 +348,8 @@ def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everythi
         assert runs[3]["provenance"]["merged_from"] == {"dataset": str(other), "run_id": 2}
         labels = {(r["arch_id"], r["target"]): r for r in store.label_rows()}
         assert labels[("net-a", "cpu-litert")]["run_id"] == 2  # main's own, untouched
-        assert labels[("net-b", "ethos-u85-256")]["run_id"] == 3 and labels[("net-a", "ethos-u55-128")]["run_id"] == 1
+        assert labels[("net-b", "ethos-u85-256")]["run_id"] == 3
+        assert labels[("net-a", "ethos-u55-128")]["metrics"] == {"latency_ms": 1.25}  # the newer, this folder's
         assert labels[("net-b", "ethos-u55-128")]["metrics"] == {"latency_ms": 2.5}  # the later label wins
         rows = {r["arch_id"]: r for r in store.rows()}
         assert rows["net-c"]["tflite"] == graphs[0] and rows["net-c"]["labels"] == {"ethos-u85-256": {"latency_ms": 0.7}}
