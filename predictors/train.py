@@ -37,8 +37,9 @@ def load_graphs(data_dirs: Sequence[str | os.PathLike], targets: Sequence[str] |
     """The graphs of several dataset directories, with ``y`` over the union of their labels.
 
     ``host``: of the labels that name the host that timed them (``cpu_model``: cpu-litert's),
-    keep only that host's (a graph left with no label is dropped). ``aux``: the targets'
-    auxiliary metrics are labels too."""
+    keep only that host's timings (``Target.timed_metrics``: the latency; an arena or a model
+    size is the model's, kept from every host; a graph left with no label is dropped).
+    ``aux``: the targets' auxiliary metrics are labels too."""
     import torch
 
     from predictors.dataset.graphs import GraphDataset
@@ -103,7 +104,15 @@ def _keep_host(data_dirs: Sequence[str | os.PathLike], graphs: list, names: Sequ
     known = sorted(set(hosts.values()))
     if host not in known:
         raise HwnasError(f"--host {host!r}: no label was timed there (hosts: {', '.join(known)})")
-    cols = [(i, n.split("/", 1)[0]) for i, n in enumerate(names) if n.split("/", 1)[0] in timed]
+    from predictors import targets as registry
+
+    def host_bound(name: str) -> bool:  # a latency is its host's; an arena or a size is the model's
+        target, metric = name.split("/", 1)
+        if target not in timed:
+            return False
+        return target not in registry.names() or metric in registry.get(target).timed_metrics
+
+    cols = [(i, n.split("/", 1)[0]) for i, n in enumerate(names) if host_bound(n)]
     kept = []
     for g in graphs:
         for i, target in cols:

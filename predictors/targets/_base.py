@@ -21,6 +21,9 @@ class Target(ABC):
     # counts a measurement records beside the metrics that a predictor may learn as well
     # (``train_config["aux_metrics"]``): more to learn from per network, not more to report
     aux_metrics: tuple[str, ...] = ()
+    # the metrics that belong to the machine that measured them (a latency); the others
+    # (a memory footprint, a size) are the model's wherever they were measured
+    timed_metrics: tuple[str, ...] = ()
     description: str = ""
 
     @abstractmethod

@@ -170,7 +170,7 @@ def test_training_labels_timed_two_ways_or_on_two_hosts_are_counted_and_warned_a
     assert "cpu-litert labels come from 2 hosts" in proc.stdout
 
 
-def test_training_on_one_hosts_labels_leaves_the_other_hosts_out(graphs, tmp_path):
+def test_training_on_one_hosts_labels_leaves_the_other_hosts_timings_out(graphs, tmp_path):
     import math
 
     from predictors.train import load_graphs
@@ -180,19 +180,23 @@ def test_training_on_one_hosts_labels_leaves_the_other_hosts_out(graphs, tmp_pat
         for arch_id, g, host in (("net-a", graphs[0], "AMD EPYC"), ("net-b", graphs[0], "Intel Xeon"),
                                  ("net-c", graphs[0], "Intel Xeon")):
             _add(store, arch_id, g, labels={
-                "cpu-litert": {"metrics": {"latency_ms": 2.0, "timing": "min-of-10-rounds", "cpu_model": host}},
+                "cpu-litert": {"metrics": {"latency_ms": 2.0, "arena_kib": 7.0, "timing": "min-of-10-rounds",
+                                           "cpu_model": host}},
                 **({"ethos-u55-128": {"metrics": {"latency_ms": 1.5}}} if arch_id == "net-a" else {})})
+        _add(store, "net-d", graphs[0], labels={"cpu-litert": {"metrics": {"latency_ms": 3.0, "cpu_model": "Arm X"}}})
     every, names = load_graphs([folder])
-    assert sorted(g.arch_id for g in every) == ["net-a", "net-b", "net-c"]
+    assert sorted(g.arch_id for g in every) == ["net-a", "net-b", "net-c", "net-d"]
     intel, _ = load_graphs([folder], host="Intel Xeon")
-    col = names.index("cpu-litert/latency_ms")
+    col, arena = names.index("cpu-litert/latency_ms"), names.index("cpu-litert/arena_kib")
     amd = {g.arch_id: g for g in load_graphs([folder], host="AMD EPYC")[0]}
-    assert sorted(g.arch_id for g in intel) == ["net-a", "net-b", "net-c"]  # net-a keeps its Vela label
+    assert sorted(g.arch_id for g in intel) == ["net-a", "net-b", "net-c"]  # net-d: nothing but its latency
     assert math.isnan(float(intel[0].y[0, col])) and float(intel[1].y[0, col]) == 2.0
-    assert sorted(amd) == ["net-a"] and float(amd["net-a"].y[0, col]) == 2.0  # a graph left with no label: dropped
-    only_cpu, _ = load_graphs([folder], targets=["cpu-litert"], host="Intel Xeon")
-    assert sorted(g.arch_id for g in only_cpu) == ["net-b", "net-c"]
-    with pytest.raises(HwnasError, match=r"--host 'Arm': no label was timed there \(hosts: AMD EPYC, Intel Xeon\)"):
+    assert float(intel[0].y[0, arena]) == 7.0  # an arena is the model's: kept from another host
+    assert sorted(amd) == ["net-a", "net-b", "net-c"] and float(amd["net-a"].y[0, col]) == 2.0
+    assert math.isnan(float(amd["net-b"].y[0, col])) and float(amd["net-b"].y[0, arena]) == 7.0
+    only_cpu, _ = load_graphs([folder], targets=["cpu-litert"], host="Arm X")
+    assert sorted(g.arch_id for g in only_cpu) == ["net-a", "net-b", "net-c", "net-d"]
+    with pytest.raises(HwnasError, match=r"--host 'Arm': no label was timed there \(hosts: AMD EPYC, Arm X, Intel Xeon\)"):
         load_graphs([folder], host="Arm")
     proc = subprocess.run([sys.executable, "-m", "hwnas", "train", "--data", str(folder), "--out",
                            str(tmp_path / "p"), "--host", "Arm"], capture_output=True, text=True, timeout=300)
