@@ -275,6 +275,7 @@ class Predictor:
         import warnings
 
         from predictors import targets as registry
+        from predictors.graph._extract import CUSTOM_AS_BUILTIN
 
         label = "model bytes" if isinstance(item, (bytes, bytearray, memoryview)) else str(item)
         for target in list(result):
@@ -282,11 +283,18 @@ class Predictor:
                 reason = registry.get(target).refusal(info)
                 if reason:
                     result[target] = {"error": reason}
-        custom = Counter(op.opcode.removeprefix("CUSTOM:") for op in info.operators if op.opcode.startswith("CUSTOM"))
-        if custom:
+        custom = Counter(op.opcode for op in info.operators if op.opcode.startswith("CUSTOM"))
+        unknown = {name: n for name, n in custom.items() if name not in CUSTOM_AS_BUILTIN}
+        if unknown:
             warnings.warn(PredictionWarning(
                 f"{label}: custom operators, one node type for all of them, costs not modelled: "
-                + ", ".join(f"{name} x{n}" for name, n in sorted(custom.items()))), stacklevel=3)
+                + ", ".join(f"{name.removeprefix('CUSTOM:')} x{n}" for name, n in sorted(unknown.items()))),
+                stacklevel=3)
+        if len(unknown) < len(custom):
+            warnings.warn(PredictionWarning(
+                f"{label}: custom operators read as the builtin they implement: "
+                + ", ".join(f"{name.removeprefix('CUSTOM:')} x{n} as {CUSTOM_AS_BUILTIN[name]}"
+                            for name, n in sorted(custom.items()) if name in CUSTOM_AS_BUILTIN)), stacklevel=3)
         predicted = [(f"{t}/{m} {v:.3g} +- {r[m + '_std']:.2g}", abs(v), r[m + "_std"]) for t, r in result.items()
                      for m, v in r.items() if not m.endswith("_std") and m != "error" and f"{m}_std" in r]
         unseen = self.novelty(arrays) if predicted else []  # nothing predicted: the refusal says it all

@@ -467,6 +467,8 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             o = offs[2]
             outs = _indices(_ints_at(buf, size, pos + o, "operator outputs") if o else (), n_tensors, o_index)
             options = _options(buf, size, pos, offs, vtables) if with_options else {}
+            if with_options and offs[5] and opcodes[idx] in CUSTOM_OPTION_READERS:
+                options = CUSTOM_OPTION_READERS[opcodes[idx]](bytes(_bytes_at(buf, size, pos + offs[5])))
             called = () if SUBGRAPH_FIELDS.isdisjoint(options) else tuple(
                 int(v) for k, v in options.items() if k in SUBGRAPH_FIELDS and 0 <= int(v) < n_sub
             )
@@ -517,6 +519,28 @@ def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...], vtables:
             o = offs[k] if k < n else 0
             values[name] = float(_unpacker(fmt)(buf, at + o)[0]) if o else default
     return values
+
+
+def _bytes_at(buf: bytes, size: int, at: int) -> memoryview:
+    start, length = _vector_at(buf, size, at, 1, "custom options")
+    return memoryview(buf)[start:start + length]
+
+
+def _transpose_conv_params(raw: bytes) -> dict[str, float]:
+    """MediaPipe's ``Convolution2DTransposeBias`` options: the raw bytes of TFLite's C struct
+    ``TfLiteTransposeConvParams`` {padding (1 same, 2 valid), stride_width, stride_height},
+    as ``TransposeConvOptions`` fields (padding 0 same, 1 valid). Other bytes: no options."""
+    if len(raw) < 12:
+        return {}
+    padding, stride_w, stride_h = struct.unpack_from("<3i", raw)
+    if padding not in (1, 2) or not (0 < stride_w < 1 << 16 and 0 < stride_h < 1 << 16):
+        return {}
+    return {"FusedActivationFunction": 0.0, "Padding": float(padding - 1), "QuantizedBiasType": 0.0,
+            "StrideH": float(stride_h), "StrideW": float(stride_w)}
+
+
+# Custom operators whose options are a known layout (not FlexBuffers), by opcode name.
+CUSTOM_OPTION_READERS = {"CUSTOM:Convolution2DTransposeBias": _transpose_conv_params}
 
 
 def _indices(values: tuple[int, ...], n_tensors: int, op: int) -> tuple[int, ...]:

@@ -57,9 +57,13 @@ _RECURRENT_OPS = {"LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENC
                   "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
 # Weight conversions the runtime does once, when the model loads (a constant in, a constant out).
 _WEIGHT_OPS = {"DEQUANTIZE", "DENSIFY"}
-# Custom operators with a known cost: MediaPipe's transposed convolution with bias (inputs
-# input, weights [cout, kh, kw, cin], bias), which LiteRT's default XNNPACK delegate runs.
-_CUSTOM_TRANSPOSE_CONV = {"CUSTOM:Convolution2DTransposeBias"}
+# Custom operators that are a builtin by another name, read as that builtin: MediaPipe's
+# transposed convolution with bias (inputs: input, weights [cout, kh, kw, cin], bias; the
+# options TFLite's C struct), which LiteRT's default XNNPACK delegate runs as its
+# TRANSPOSE_CONV (inputs: output shape, weights, input, bias).
+_CUSTOM_TRANSPOSE_CONV = "CUSTOM:Convolution2DTransposeBias"
+_TRANSPOSE_CONV_CODE = 67
+CUSTOM_AS_BUILTIN = {_CUSTOM_TRANSPOSE_CONV: "TRANSPOSE_CONV"}
 
 
 def _prod(dims) -> float:
@@ -121,9 +125,6 @@ def _op_macs(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInf
         adj_x = op.options.get("AdjX", 0.0)
         k = a[-2] if adj_x and len(a) >= 2 else (a[-1] if a else 1)
         return out_elems * float(max(k, 1))
-    if kind in _CUSTOM_TRANSPOSE_CONV and len(op.inputs) > 1 and op.inputs[0] >= 0 and op.inputs[1] >= 0:
-        w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin]
-        return float(tensors[op.inputs[0]].num_elements) * float(_prod(w[:-1])) if len(w) == 4 else 0.0
     if kind == "PRELU":  # one multiply per element (alpha broadcast over the shared axes)
         return out_elems if weight is not None else 0.0
     if kind in _RECURRENT_OPS and weight is not None and out.shape:
@@ -142,7 +143,33 @@ def fold_weight_ops(sg: SubgraphInfo, buffer_bytes: list[int] | None = None,
 
     ``buffer_bytes`` (:attr:`ModelInfo.buffer_bytes`) gives a sparse weight its packed
     size; without it a weight counts its dense size in the stored dtype.
+
+    A custom operator that is a builtin by another name (MediaPipe's
+    ``Convolution2DTransposeBias``) comes out as that builtin, with the inputs the builtin
+    takes (an output-shape constant, appended to the tensors, where it has one).
     """
+    ops, tensors = _fold_weights(sg, buffer_bytes)
+    if any(op.opcode == _CUSTOM_TRANSPOSE_CONV for op in ops):
+        tensors = list(tensors)
+        ops = [_as_transpose_conv(op, tensors) if op.opcode == _CUSTOM_TRANSPOSE_CONV else op for op in ops]
+    return ops, tensors
+
+
+def _as_transpose_conv(op: OperatorInfo, tensors: list[TensorInfo]) -> OperatorInfo:
+    """``Convolution2DTransposeBias(input, weights, bias)`` as ``TRANSPOSE_CONV(output_shape,
+    weights, input, bias)``; the output-shape constant (int32 ``[4]``) is appended to
+    ``tensors``. An operator of another arity, or without its options, stays custom."""
+    if len(op.inputs) != 3 or min(op.inputs) < 0 or not op.outputs or op.outputs[0] < 0 or not op.options:
+        return op
+    out = tensors[op.outputs[0]]
+    shape_t = TensorInfo(len(tensors), "", "INT32", (len(out.shape),), -1, True, False)
+    tensors.append(shape_t)
+    x, w, bias = op.inputs
+    return OperatorInfo(op.index, "TRANSPOSE_CONV", (shape_t.index, w, x, bias), op.outputs,
+                        _TRANSPOSE_CONV_CODE, op.options, op.called_subgraphs)
+
+
+def _fold_weights(sg: SubgraphInfo, buffer_bytes: list[int] | None) -> tuple[list[OperatorInfo], list[TensorInfo]]:
     tensors = sg.tensors
     folded: dict[int, TensorInfo] = {}
     for op in sg.operators:

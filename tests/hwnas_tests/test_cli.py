@@ -123,10 +123,20 @@ def test_graph_json_and_table(int8_model_path, tmp_path):
 THIRD_PARTY = REPO / "tests" / "data" / "thirdparty"
 
 
-def test_predict_a_float_file_refuses_the_npus_and_warns_what_it_has_never_seen():
+def test_predict_a_float_file_refuses_the_npus_and_warns_what_it_has_never_seen(tmp_path):
     """A real float16 file (MediaPipe, tests/data/thirdparty) with a custom op: the Ethos-U
-    predictors refuse it in `measure`'s words, the CPU one predicts it and says it is a guess."""
-    path = str(THIRD_PARTY / "selfie_segmentation.tflite")
+    predictors refuse it in `measure`'s words, the CPU one predicts it and names the custom
+    op; read as the builtin it implements, or (renamed to one nobody knows) a node of unknown
+    cost, and the prediction a guess."""
+    selfie = (THIRD_PARTY / "selfie_segmentation.tflite").read_bytes()
+    proc = hwnas("predict", str(THIRD_PARTY / "selfie_segmentation.tflite"), "--target", "cpu-litert")
+    assert proc.returncode == 0, proc.stderr
+    assert "custom operators read as the builtin they implement: Convolution2DTransposeBias x1 as TRANSPOSE_CONV" \
+        in proc.stderr and "costs not modelled" not in proc.stderr
+    assert selfie.count(b"Convolution2DTransposeBias") == 1  # the operator code's name, nothing else
+    path = tmp_path / "unknown_custom.tflite"
+    path.write_bytes(selfie.replace(b"Convolution2DTransposeBias", b"Convolution2DTransposeBiaZ"))
+    path = str(path)
     proc = hwnas("predict", path, "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # stdout: the JSON alone
@@ -135,7 +145,7 @@ def test_predict_a_float_file_refuses_the_npus_and_warns_what_it_has_never_seen(
         assert "Vela needs an int8" in result[npu]["error"] and set(result[npu]) == {"error"}
     warnings = proc.stderr.strip().splitlines()
     assert all(w.startswith("warning: ") for w in warnings) and "Traceback" not in proc.stderr
-    assert any("custom operators" in w and "Convolution2DTransposeBias x1" in w for w in warnings)
+    assert any("costs not modelled: Convolution2DTransposeBiaZ x1" in w for w in warnings)
     guess = [w for w in warnings if "unlike every graph perfsage-cpu-litert was trained on" in w]
     assert guess and "operator CUSTOM" in guess[0] and "cpu-litert/latency_ms" in guess[0]
     from predictors.predictor import list_predictors

@@ -21,6 +21,7 @@ from predictors.graph import (
     Normalizer,
     from_tflite,
 )
+from predictors.graph._extract import CUSTOM_AS_BUILTIN
 from predictors.tflite_model import inspect_model, option_fields
 from search_spaces.errors import HwnasError, InvalidModelError
 from search_spaces import zoo
@@ -44,7 +45,12 @@ def check_graph(data, tflite: bytes) -> None:
     n = len(kept)
     assert data.num_nodes == n and data.x.shape == (n, len(NODE_FEATURES))
     assert data.u.shape == (1, len(GRAPH_FEATURES))
-    assert data.op_type.tolist() == [min(op.code, UNKNOWN_OP_TYPE) for op in kept]
+    # a custom operator that is a builtin by another name has the builtin's type (the schema's code)
+    import tflite as schema
+
+    assert data.op_type.tolist() == [getattr(schema.BuiltinOperator, CUSTOM_AS_BUILTIN[op.opcode])
+                                     if op.opcode in CUSTOM_AS_BUILTIN else min(op.code, UNKNOWN_OP_TYPE)
+                                     for op in kept]
     assert torch.isfinite(data.x).all() and torch.isfinite(data.u).all() and torch.isfinite(data.edge_attr).all()
     assert data.edge_index.shape[0] == 2 and data.edge_attr.shape == (data.edge_index.shape[1], 1)
     if data.edge_index.numel():
@@ -479,6 +485,30 @@ def test_third_party_files_fold_weight_conversions_and_count_macs_independently(
         # the file holds; at the float32 they are dequantised to they would be twice the file
         assert half.any() and graph.u[0, GCOL["total_weight_bytes"]] <= len(data)
     assert not (graph.op_type == 6).any()  # DEQUANTIZE: no node left
+
+
+def test_mediapipes_custom_transposed_convolution_reads_as_the_converters_own():
+    """MediaPipe's ``Convolution2DTransposeBias`` (selfie segmentation, float16 weights) is
+    read as the ``TRANSPOSE_CONV`` the TFLite converter makes of the same layer (Keras
+    ``Conv2DTranspose``, 16 -> 1 channels, 2x2, stride 2, same padding, a non-zero bias,
+    on 128x128, exported float16): the operator type and every node feature but those of
+    its place in the graph."""
+    from search_spaces import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((128, 128, 16), batch_size=1)
+    layer = keras.layers.Conv2DTranspose(1, 2, strides=2, padding="same", bias_initializer="ones")
+    ref = from_tflite(to_tflite(keras.Model(inputs, layer(inputs)), quantize="float16"))
+    selfie = from_tflite((THIRD_PARTY / "selfie_segmentation.tflite").read_bytes())
+    theirs = int((ref.op_type == 67).nonzero()[0, 0])
+    assert int(selfie.op_type[-2]) == 67 and not (selfie.op_type == 32).any()  # no CUSTOM node left
+    context = {"reads_graph_input", "writes_graph_output", "live_activation_bytes"}  # where it sits
+    differ = [name for name, col in COL.items() if name not in context
+              and selfie.x[-2, col].item() != pytest.approx(ref.x[theirs, col].item(), rel=1e-6)]
+    assert differ == []
+    # output shape (int32 [4]), float16 weights 1x2x2x16 and bias [1]
+    assert selfie.x[-2, COL["weight_bytes"]].item() == 16 + 128 + 2
 
 
 def test_one_network_in_every_regime_has_one_graph_structure_and_one_mac_count():
