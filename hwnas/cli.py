@@ -89,7 +89,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
         return 0
-    print(f"{args.model}: {summary['nodes']} nodes (operators), {summary['edges']} edges, "
+    folded = summary["file_operators"] - summary["nodes"]
+    nodes = f"{summary['nodes']} nodes" + (
+        f" ({summary['file_operators']} operators in the file: {folded} weight conversions are part of their "
+        f"consumers)" if folded else " (operators)")
+    print(f"{args.model}: {nodes}, {summary['edges']} edges, "
           f"{summary['subgraphs']} subgraph(s); features {summary['feature_version']} "
           f"({summary['node_feature_dim']} per node, {summary['graph_feature_dim']} per graph)\n")
     print(format_table(list(summary["operators"].items()), ("operator", "count")))

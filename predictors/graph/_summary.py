@@ -16,7 +16,8 @@ def summarize(source: ModelSource) -> dict[str, Any]:
     u = arrays["u"][0]
     histogram = Counter(op.opcode for op in info.operators)
     return {
-        "nodes": len(info.operators),
+        "nodes": int(len(arrays["op_type"])),  # the predictor's nodes: weight conversions folded
+        "file_operators": len(info.operators),
         "edges": int(arrays["edge_index"].shape[1]),
         "subgraphs": info.num_subgraphs,
         "operators_per_subgraph": list(info.operators_per_subgraph),

@@ -110,11 +110,17 @@ def test_graph_json_and_table(int8_model_path, tmp_path):
     proc = hwnas("graph", int8_model_path, "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["nodes"] == 5 and summary["edges"] == 4
+    assert summary["nodes"] == summary["file_operators"] == 5 and summary["edges"] == 4
     assert summary["operators"] == {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "MEAN": 1}
     assert summary["totals"]["total_macs"] > 0 and summary["feature_version"].startswith("perfsage-")
     table = hwnas("graph", int8_model_path)
     assert table.returncode == 0 and "DEPTHWISE_CONV_2D" in table.stdout
+    # float16 weights (MediaPipe): each DEQUANTIZE of a weight is part of its consumer, not a node
+    half = hwnas("graph", str(THIRD_PARTY / "selfie_segmentation.tflite"), "--json")
+    summary = json.loads(half.stdout)
+    assert (summary["nodes"], summary["file_operators"], summary["operators"]["DEQUANTIZE"]) == (136, 246, 110)
+    assert "136 nodes (246 operators in the file: 110 weight conversions" in hwnas(
+        "graph", str(THIRD_PARTY / "selfie_segmentation.tflite")).stdout
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00\x01")
     assert "not a TFLite flatbuffer" in _error(hwnas("graph", str(bad), "--json"))
