@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--data", default="data/edgedlperf")
     parser.add_argument("--host", help="score on the labels this host timed (cpu-litert's `cpu_model`, or this)")
     args = parser.parse_args()
-    graphs, _ = load_graphs([args.data], [args.target], None)
+    graphs, names = load_graphs([args.data], [args.target], None)
     _, _, test = split_by_network(graphs, 0)
     if args.host:
         from predictors.dataset.store import split_key
@@ -37,6 +37,8 @@ def main() -> None:
         mine, _ = load_graphs([args.data], [args.target], None, host=host)
         test = [g for g in split_by_network(mine, 0)[2] if split_key(g.arch_id)[0] in networks]
         print(f"labels timed on {host}: {len(test)} test samples")
+    for g in test:  # a predictor with more labels (aux_metrics) is scored on these
+        g.label_names = names
     reports = [evaluate_graphs(load_predictor(p), test) for p in args.predictors]
     metrics = list(reports[0][args.target])
     rows = []

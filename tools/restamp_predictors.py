@@ -1,7 +1,7 @@
 """Carry the shipped predictors over to a new FEATURE_VERSION whose features are unchanged
 on their training data, instead of retraining them to the same weights.
 
-    python tools/restamp_predictors.py [--data data/edgedlperf] [NAME ...]
+    python tools/restamp_predictors.py [--data data/edgedlperf] [NAME | DIR ...]
 
 A new extractor version (an operator it now folds, a MAC rule for an operator the
 spaces do not use) can leave every committed graph's features as they were. Then the
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -39,18 +40,20 @@ def same_scaling(fitted: dict, shipped: dict) -> str | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="default: every shipped predictor")
+    parser.add_argument("names", nargs="*", help="shipped predictors' names or predictor folders "
+                        "(default: every shipped predictor)")
     parser.add_argument("--data", default="data/edgedlperf")
     args = parser.parse_args(argv)
     failed = 0
     for name in args.names or list_predictors():
-        path = PRETRAINED_DIR / name / MANIFEST
+        path = (Path(name) if Path(name).is_dir() else PRETRAINED_DIR / name) / MANIFEST
         manifest = json.loads(path.read_text())
         if manifest["feature_version"] == FEATURE_VERSION:
             print(f"{name}: already {FEATURE_VERSION}")
             continue
         report = manifest["training"]
-        graphs, names = load_graphs([args.data], manifest["targets"])  # as hwnas train loaded them
+        graphs, names = load_graphs([args.data], manifest["targets"], host=report.get("host"),  # as hwnas
+                                    aux=manifest["train_config"].get("aux_metrics", False))  # train did
         if names != manifest["label_names"]:
             print(f"{name}: labels {names} != {manifest['label_names']}: retrain it")
             failed += 1
