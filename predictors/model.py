@@ -36,6 +36,7 @@ DEFAULT: dict[str, Any] = {
     "residual": True, "readout": "lse", "graph_features": True, "head": "mlp",
     "target_transform": "log", "loss": "l1", "lr": 0.003, "batch_size": 64, "epochs": 200,
     "weight_decay": 1e-5, "ensemble": 3, "node_linear": False, "aux_metrics": False,
+    "priors": False,
 }
 MODEL_KEYS = ("layers", "hidden", "op_embedding", "aggr", "l2_normalize", "residual", "readout",
               "graph_features", "head", "node_linear")

@@ -92,6 +92,7 @@ class Predictor:
         self.scaler = LabelScaler.from_json(manifest["label_scaler"])
         # the ensemble spread rescaled on the validation split (train.py: _std_scale)
         self.std_scale = np.asarray(manifest.get("std_scale") or [1.0] * len(self.label_names), np.float64)
+        self.priors: dict[str, list] = manifest.get("priors") or {}
         self.members = []
         for i in range(manifest["ensemble"]):
             model = PerfSAGE(len(self.label_names), manifest["model"])
@@ -157,11 +158,17 @@ class Predictor:
         return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
 
     def _predict_chunk(self, chunk: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        return self._ensemble_stats(self._forward(chunk))
+        u = np.concatenate([g.u.numpy() for g in chunk]) if self.priors else None
+        return self._ensemble_stats(self._forward(chunk), u)
 
-    def _ensemble_stats(self, members) -> tuple[np.ndarray, np.ndarray]:
-        """Each member's scaled outputs ``[B, M]`` -> mean and calibrated std in label units."""
+    def _ensemble_stats(self, members, u: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's scaled outputs ``[B, M]`` -> mean and calibrated std in label units
+        (``u``: the graphs' raw features, for the labels learnt as a ratio to an estimate)."""
         outs = self.scaler.inverse(np.asarray(members, np.float64))  # [E, B, M]
+        if self.priors:
+            from predictors.train import prior_matrix
+
+            outs *= prior_matrix(u, self.label_names, self.priors)
         mean = np.add.reduce(outs, axis=0) / len(outs)
         if len(outs) == 1:
             return mean, np.zeros_like(mean)
@@ -202,6 +209,7 @@ class Predictor:
             self._numpy = NumpyStacked(self._stacked, self._scale_live, self._scale_u)
         net = self._numpy
         sizes = [len(a["op_type"]) for a in arrays]
+        raw_u = np.concatenate([a["u"] for a in arrays]) if self.priors else None
         if len(arrays) == 1:  # one search candidate: its arrays as they are (scale copies x and u)
             a = arrays[0]
             x, u, op_type, edge_index = net.scale(a["x"], 0), net.scale(a["u"], 1), a["op_type"], a["edge_index"]
@@ -211,7 +219,7 @@ class Predictor:
             u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
             op_type = np.concatenate([a["op_type"] for a in arrays])
             edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
-        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u))  # [E, B, M]
+        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u), raw_u)  # [E, B, M]
 
     def _as_dict(self, mean: np.ndarray, std: np.ndarray, targets: Sequence[str] | None) -> dict[str, dict]:
         out: dict[str, dict[str, float]] = {}

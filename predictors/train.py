@@ -190,13 +190,43 @@ def split_by_network(graphs: list, seed: int = 0, fractions=(0.8, 0.1, 0.1),
     return train, val, test
 
 
-def _prepare(graphs: list, normalizer, scaler) -> list:
+def label_priors(names: Sequence[str]) -> dict[str, list]:
+    """``{label: [graph features, factor]}`` for the labels whose target has an analytic
+    estimate (``Target.priors``)."""
+    from predictors import targets as registry
+
+    out = {}
+    for name in names:
+        target, metric = name.split("/", 1)
+        if target in registry.names() and metric in registry.get(target).priors:
+            features, factor = registry.get(target).priors[metric]
+            out[name] = [list(features), float(factor)]
+    return out
+
+
+def prior_matrix(u: np.ndarray, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
+    """``[B, M]``: each label's analytic estimate from raw graph features ``u`` ``[B, G]`` (1 for
+    a label without one): what a predictor with priors multiplies its output by."""
+    from predictors.graph import GRAPH_FEATURES
+
+    out = np.ones((u.shape[0], len(names)), np.float64)
+    for i, name in enumerate(names):
+        if name in priors:
+            features, factor = priors[name]
+            cols = [GRAPH_FEATURES.index(f) for f in features]
+            out[:, i] = np.maximum(u[:, cols].astype(np.float64).sum(axis=1) * factor, 1e-9)
+    return out
+
+
+def _prepare(graphs: list, normalizer, scaler, priors: dict | None = None, names: Sequence[str] = ()) -> list:
     import torch
 
     out = []
     for g in graphs:
         h = normalizer(g)
         y = g.y.numpy().astype(np.float64)
+        if priors:
+            y = y / prior_matrix(g.u.numpy(), names, priors)
         h.yz = torch.from_numpy(np.nan_to_num(scaler.transform(y), nan=0.0).astype(np.float32))
         h.ymask = torch.from_numpy(np.isfinite(y))
         h.y = torch.from_numpy(np.nan_to_num(y, nan=1.0).astype(np.float32))
@@ -476,9 +506,13 @@ def train_predictor(
     normalizer = base.normalizer if base else Normalizer.fit(train)
     if cfg.get("drop_features") and not base:  # an A/B of features on one split
         normalizer.drop(cfg["drop_features"])
-    y_train = np.concatenate([g.y.numpy() for g in train]).astype(np.float64)
+    priors = label_priors(names) if cfg.get("priors") else {}
+    y_train = np.concatenate([g.y.numpy() / prior_matrix(g.u.numpy(), names, priors) for g in train]).astype(np.float64)
     scaler = LabelScaler.fit(y_train, log=cfg["target_transform"] == "log")
-    p_train, p_val = _prepare(train, normalizer, scaler), _prepare(val, normalizer, scaler)
+    if priors:  # a ratio's errors weigh what the label's own would: scaled by the label's spread
+        spread = LabelScaler.fit(np.concatenate([g.y.numpy() for g in train]).astype(np.float64), scaler.log).std
+        scaler.std = np.where([n in priors for n in names], spread, scaler.std)
+    p_train, p_val = (_prepare(part, normalizer, scaler, priors, names) for part in (train, val))
 
     members = []
     for i in range(int(cfg["ensemble"])):
@@ -512,6 +546,7 @@ def train_predictor(
         "train_config": {k: v for k, v in cfg.items()},
         "normalizer": normalizer.to_json(),
         "label_scaler": scaler.to_json(),
+        "priors": priors,  # labels learnt as a ratio to an analytic estimate
         "init": str(init) if init else None,
         "few_shot": bool(few_shot),
         # what Predictor.novelty calls unseen: operator types of no training graph

@@ -366,3 +366,43 @@ def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everythi
     missing = subprocess.run([sys.executable, "-m", "hwnas", "dataset", "merge", str(tmp_path / "nope"), "--out",
                               str(main)], capture_output=True, text=True)
     assert missing.returncode == 1 and "no dataset here" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+def test_a_metric_learnt_against_its_estimate_extrapolates_with_it(tmp_path):
+    """``priors``: the arena is learnt as its ratio to the graph features' own estimate (peak
+    activations with scratch, plus the converted weights). Labels 1.5x the estimate on the
+    smaller two thirds of a sample of committed graphs: the largest, with 5x the largest
+    training arena or more, is predicted at 1.5x its estimate, saved and loaded alike, and
+    the NumPy path of one candidate gives what the batched one gives."""
+    import numpy as np
+
+    from predictors.graph import graph_arrays, to_data
+    from predictors.predictor import load_predictor
+    from predictors.train import label_priors, prior_matrix, train_predictor
+
+    names = ["cpu-litert/arena_kib", "cpu-litert/latency_ms"]
+    priors = label_priors(names)
+    assert list(priors) == ["cpu-litert/arena_kib"]
+    sample = sorted((prior_matrix(graph_arrays(g)["u"], names, priors)[0, 0], g)
+                    for g in committed_sample(per_space=6))
+    training, (estimate, big) = sample[: 2 * len(sample) // 3], sample[-1]
+    assert estimate > 5 * training[-1][0]
+    folder = tmp_path / "d"
+    with DatasetStore(folder, create=True) as store:
+        for i, (e, g) in enumerate(training):
+            _add(store, f"net-{i}", g, labels={"cpu-litert": {"metrics": {
+                "arena_kib": 1.5 * e * (1 + 0.01 * (i % 3)), "latency_ms": 1.0 + 0.1 * (i % 5)}}})
+    predictor, _ = train_predictor([folder], tmp_path / "p", epochs=30, progress=False,
+                                   config={"priors": True, "ensemble": 2})
+    assert predictor.manifest["priors"] == priors
+    k = predictor.label_names.index("cpu-litert/arena_kib")
+    graph = to_data(graph_arrays(big))
+    mean, _ = predictor.predict_graphs([graph])
+    assert mean[0, k] == pytest.approx(1.5 * estimate, rel=0.1)
+    loaded = load_predictor(tmp_path / "p")
+    again, _ = loaded.predict_graphs([graph])
+    assert np.allclose(again, mean, rtol=1e-6)
+    small = graph_arrays(training[0][1])
+    one = loaded.predict_arrays([small])[0]["cpu-litert"]["arena_kib"]
+    batched, _ = loaded.predict_graphs([to_data(small)])
+    assert one == pytest.approx(batched[0, k], rel=1e-5)
