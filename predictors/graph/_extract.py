@@ -142,7 +142,9 @@ def fold_weight_ops(sg: SubgraphInfo, buffer_bytes: list[int] | None = None,
     stored dtype and size: what the extractor makes nodes and weights of.
 
     ``buffer_bytes`` (:attr:`ModelInfo.buffer_bytes`) gives a sparse weight its packed
-    size; without it a weight counts its dense size in the stored dtype.
+    size; without it a weight counts its dense size in the stored dtype. A converted
+    weight also carries the arena bytes of its conversions: ``converted_bytes`` (made at
+    load, kept for the model's lifetime) and ``converted_scratch`` (made every inference).
 
     A custom operator that is a builtin by another name (MediaPipe's
     ``Convolution2DTransposeBias``) comes out as that builtin, with the inputs the builtin
@@ -188,6 +190,15 @@ def _fold_weights(sg: SubgraphInfo, buffer_bytes: list[int] | None) -> tuple[lis
         weight = TensorInfo(out.index, out.name, src.dtype, out.shape, src.buffer, True, src.quantized,
                             out.shape_signature, src.per_channel)
         weight.__dict__["nbytes"] = stored
+        # The interpreter converts a constant once, at load, into a tensor of its arena that
+        # lives as long as the model (a float16 weight's float32 copy, a sparse weight
+        # densified); a conversion of that (a densified float16 weight to float32) runs
+        # every inference, into a tensor that lives until its consumer has run.
+        if ins[0] in folded:
+            weight.__dict__["converted_bytes"] = src.__dict__["converted_bytes"]
+            weight.__dict__["converted_scratch"] = src.__dict__.get("converted_scratch", 0.0) + float(out.nbytes)
+        else:
+            weight.__dict__["converted_bytes"] = float(out.nbytes)
         folded[out.index] = weight
     if not folded:
         return sg.operators, tensors
@@ -320,6 +331,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     total_macs = total_weights = 0.0
 
     dense, sparse_rows, sparse_cols = [], [], []
+    converted_seen: set[int] = set()
     for i, op in enumerate(ops):
         op_type[i] = op.code if 0 <= op.code < UNKNOWN_OP_TYPE else UNKNOWN_OP_TYPE
         act_in, consts, out = _split(op, tensors)
@@ -341,11 +353,15 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             q_out = q_out or t.quantized
             to_output = to_output or t.index in graph_outputs
             dynamic = dynamic or t.is_dynamic
-        weight_bytes = 0.0
+        weight_bytes = converted = converted_scratch = 0.0
         per_channel = False
         for c in consts:
             weight_bytes += c.nbytes
             per_channel = per_channel or c.per_channel
+            if "converted_bytes" in c.__dict__ and c.index not in converted_seen:  # its first consumer holds it
+                converted_seen.add(c.index)
+                converted += c.__dict__["converted_bytes"]
+                converted_scratch += c.__dict__.get("converted_scratch", 0.0)
         elementwise = 0.0 if macs else float(max(in_elems, out_elems))
         opcode = op.opcode
         f_out = _fills(out.shape[-1] if out is not None and out.shape else 1)
@@ -380,6 +396,9 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             *f_out, *f_in, *work,
             *_kernel_scratch(op, tensors, act_in, out),
         ]
+        if converted:
+            row[-2] += converted_scratch
+            row[-1] += converted
         dense.append(row)
         # the one-hot and option columns, a few per operator: (row, column) pairs set to values
         hot = [dt_out + _dtype_slot(out.dtype)] if out is not None else []

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import hashlib
 
-FEATURE_SCHEMA = 5
+FEATURE_SCHEMA = 6
+# 6: a weight conversion's output, which the interpreter keeps in its arena: the
+#    persistent_scratch_bytes of its first consumer where the conversion's input is a
+#    constant of the file (a float16 weight's float32 copy, a sparse weight densified,
+#    made once at load), its scratch_bytes where it is another conversion's output (a
+#    densified float16 weight to float32, every inference); MediaPipe's
+#    Convolution2DTransposeBias is read as the TRANSPOSE_CONV it is. Int8 graphs are unchanged.
 # 5: live_activation_bytes, the bytes of every activation alive while an operator runs
 #    (the per-operator term of peak_activation_bytes: what a memory planner must hold).
 # 4: weight conversions (DEQUANTIZE / DENSIFY of a constant) folded into their consumer's

@@ -106,3 +106,40 @@ def test_a_custom_op_the_default_delegate_runs_is_timed_and_its_arena_says_why_n
     assert measured["latency_ms"] > 0 and measured["model_kib"] == pytest.approx(path.stat().st_size / 1024)
     assert "arena_kib" not in measured
     assert "no delegates" in measured["arena_error"] and "Convolution2DTransposeBias" in measured["arena_error"]
+
+
+@pytest.mark.parametrize("name", ["ds_cnn", "resnet8"])
+def test_float16_weights_float32_copies_are_what_the_arena_holds_more(fast_target, name):
+    """The interpreter dequantises a float16 weight once, into a tensor of its arena: the arena
+    of a float16 export exceeds the float32 export's by the extractor's persistent bytes
+    (the same network, the same activations), to the byte on these two."""
+    from hwnas.export import to_tflite
+    from predictors.graph import GRAPH_FEATURES, graph_arrays
+    from search_spaces import zoo
+
+    persistent = GRAPH_FEATURES.index("persistent_scratch_bytes")
+    arena, extra = {}, {}
+    for q in ("float32", "float16"):
+        data = to_tflite(zoo.KERAS_ZOO[name](), quantize=q, num_samples=2)
+        arena[q] = fast_target.measure(data)["arena_kib"] * 1024
+        extra[q] = graph_arrays(data)["u"][0, persistent]
+    assert extra["float32"] == 0 and extra["float16"] > 0
+    assert arena["float16"] - arena["float32"] == extra["float16"]
+
+
+@pytest.mark.parametrize("name, low", [("face_detection_short_range", 0.99), ("hand_recrop", 0.99),
+                                       ("face_detection_full_range_sparse", 0.85)])
+def test_mediapipes_arena_is_the_extractors_peak_and_persistent_bytes(fast_target, name, low):
+    """Third-party float16 files (tests/data/thirdparty): the peak of activations and kernel
+    scratch in execution order plus the weights' converted copies bounds the interpreter's
+    planned arena; on the sparse file the transient float32 copies of densified weights,
+    live where they are used, are the part a peak in execution order misses."""
+    from pathlib import Path
+
+    from predictors.graph import GRAPH_FEATURES, graph_arrays
+
+    data = (Path(__file__).resolve().parents[2] / "data" / "thirdparty" / f"{name}.tflite").read_bytes()
+    u = graph_arrays(data)["u"][0]
+    estimate = u[GRAPH_FEATURES.index("peak_activation_scratch_bytes")] + u[GRAPH_FEATURES.index("persistent_scratch_bytes")]
+    arena = fast_target.measure(data)["arena_kib"] * 1024
+    assert low * arena <= estimate <= 1.01 * arena
