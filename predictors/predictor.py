@@ -32,6 +32,20 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
 
 
+def prior_matrix(u: np.ndarray, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
+    """``[B, M]``: each label's analytic estimate from raw graph features ``u`` ``[B, G]`` (1 for
+    a label without one): what a predictor with priors multiplies its output by."""
+    from predictors.graph._features import GRAPH_INDEX
+
+    out = np.ones((u.shape[0], len(names)), np.float64)
+    for i, name in enumerate(names):
+        if name in priors:
+            features, factor = priors[name]
+            cols = [GRAPH_INDEX[f] for f in features]
+            out[:, i] = np.maximum(u[:, cols].astype(np.float64).sum(axis=1) * factor, 1e-9)
+    return out
+
+
 class LabelScaler:
     """Per-label transform of targets: optional log, then standardisation."""
 
@@ -166,8 +180,6 @@ class Predictor:
         (``u``: the graphs' raw features, for the labels learnt as a ratio to an estimate)."""
         outs = self.scaler.inverse(np.asarray(members, np.float64))  # [E, B, M]
         if self.priors:
-            from predictors.train import prior_matrix
-
             outs *= prior_matrix(u, self.label_names, self.priors)
         mean = np.add.reduce(outs, axis=0) / len(outs)
         if len(outs) == 1:

@@ -468,7 +468,7 @@ def _walk(data: bytes, with_options: bool) -> ModelInfo:
             outs = _indices(_ints_at(buf, size, pos + o, "operator outputs") if o else (), n_tensors, o_index)
             options = _options(buf, size, pos, offs, vtables) if with_options else {}
             if with_options and offs[5] and opcodes[idx] in CUSTOM_OPTION_READERS:
-                options = CUSTOM_OPTION_READERS[opcodes[idx]](bytes(_bytes_at(buf, size, pos + offs[5])))
+                options = CUSTOM_OPTION_READERS[opcodes[idx]](_bytes_at(buf, size, pos + offs[5]))
             called = () if SUBGRAPH_FIELDS.isdisjoint(options) else tuple(
                 int(v) for k, v in options.items() if k in SUBGRAPH_FIELDS and 0 <= int(v) < n_sub
             )
@@ -521,9 +521,9 @@ def _options(buf: bytes, size: int, op: int, op_slots: tuple[int, ...], vtables:
     return values
 
 
-def _bytes_at(buf: bytes, size: int, at: int) -> memoryview:
+def _bytes_at(buf: bytes, size: int, at: int) -> bytes:
     start, length = _vector_at(buf, size, at, 1, "custom options")
-    return memoryview(buf)[start:start + length]
+    return bytes(buf[start:start + length])
 
 
 def _transpose_conv_params(raw: bytes) -> dict[str, float]:

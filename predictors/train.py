@@ -22,6 +22,7 @@ import numpy as np
 from search_spaces.errors import HwnasError
 
 from predictors.metrics import scores
+from predictors.predictor import prior_matrix
 
 
 from predictors._threads import torch_threads  # noqa: E402  (re-exported: benchmarks import it from here)
@@ -201,20 +202,6 @@ def label_priors(names: Sequence[str]) -> dict[str, list]:
         if target in registry.names() and metric in registry.get(target).priors:
             features, factor = registry.get(target).priors[metric]
             out[name] = [list(features), float(factor)]
-    return out
-
-
-def prior_matrix(u: np.ndarray, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
-    """``[B, M]``: each label's analytic estimate from raw graph features ``u`` ``[B, G]`` (1 for
-    a label without one): what a predictor with priors multiplies its output by."""
-    from predictors.graph import GRAPH_FEATURES
-
-    out = np.ones((u.shape[0], len(names)), np.float64)
-    for i, name in enumerate(names):
-        if name in priors:
-            features, factor = priors[name]
-            cols = [GRAPH_FEATURES.index(f) for f in features]
-            out[:, i] = np.maximum(u[:, cols].astype(np.float64).sum(axis=1) * factor, 1e-9)
     return out
 
 
