@@ -7,8 +7,9 @@ from PyPI, ``mediapipe/modules/**.tflite``, Apache 2.0: float16 and sparse float
 float32, custom operators), downloaded once with ``pip download`` into ``out/real_world``.
 Measurements (the LiteRT interpreter, 1 thread; run it with ``taskset -c 1``) are kept in
 ``--cache`` so a rerun only predicts. Per file: the operators and what the extractor makes
-of them, MACs, measured and predicted latency and arena, and the warnings ``predict``
-raised; then the latency and arena MAPE over the files both were measured for.
+of them, MACs, measured and predicted latency and arena, the extractor's own estimate of
+the arena (``arena_plan_bytes``) and the warnings ``predict`` raised; then the latency and
+arena MAPE over the files both were measured for.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
 
     from hwnas.cli import format_table
     from predictors import targets
-    from predictors.graph import GRAPH_FEATURES, graph_arrays
+    from predictors.graph import ESTIMATES, GRAPH_FEATURES, graph_arrays
     from predictors.predictor import PredictionWarning, load_predictor
     from predictors.targets.litert import machine
     from predictors.tflite_model import load_model
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     cpu = targets.get("cpu-litert")
     here = machine()["cpu_model"]  # a latency is its host's: another host's cached measurement is taken again
     predictor = load_predictor(args.predictor)
-    rows, notes, ape_lat, ape_arena = [], [], [], []
+    rows, notes, ape_lat, ape_arena, ape_plan = [], [], [], [], []
     for path in sorted(folder.rglob("*.tflite")):
         name = path.name
         if name not in cache or ("error" not in cache[name] and (cpu.stale(cache[name]) or  # timed another way
@@ -85,19 +86,22 @@ def main(argv=None) -> int:
         lat, arena = measured.get("latency_ms"), measured.get("arena_kib")
         if lat:
             ape_lat.append(abs(predicted["latency_ms"] / lat - 1) * 100)
+        plan = arrays["est"][0, ESTIMATES.index("arena_plan_bytes")] / 1024.0
         if arena:
             ape_arena.append(abs(predicted["arena_kib"] / arena - 1) * 100)
+            ape_plan.append(abs(plan / arena - 1) * 100)
         rows.append((name.removesuffix(".tflite"), len(info.operators), len(arrays["op_type"]),
                      f"{arrays['u'][0, GRAPH_FEATURES.index('total_macs')] / 1e6:.1f}",
                      f"{lat:.3g}" if lat else "fails", f"{predicted['latency_ms']:.3g}",
                      f"{predicted['latency_ms_std']:.2g}",
-                     f"{arena:.0f}" if arena else "-", f"{predicted['arena_kib']:.0f}",
+                     f"{arena:.0f}" if arena else "-", f"{predicted['arena_kib']:.0f}", f"{plan:.0f}",
                      ", ".join(sorted(kinds)) or "-"))
     print(format_table(rows, ("file", "operators", "nodes", "MMACs", "latency ms", "predicted", "std",
-                              "arena KiB", "predicted", "warnings")))
+                              "arena KiB", "predicted", "plan", "warnings")))
     mape = lambda v: f"{sum(v) / len(v):.0f} % over {len(v)}" if v else "-"  # noqa: E731
     print(f"\n{predictor.name}: latency MAPE {mape(ape_lat)}, arena MAPE {mape(ape_arena)}; "
-          f"within 10 %: latency {sum(a <= 10 for a in ape_lat)}, arena {sum(a <= 10 for a in ape_arena)}")
+          f"within 10 %: latency {sum(a <= 10 for a in ape_lat)}, arena {sum(a <= 10 for a in ape_arena)}; "
+          f"the extractor's arena_plan_bytes alone: MAPE {mape(ape_plan)}")
     for name, m in cache.items():
         if "error" in m or "arena_error" in m:
             print(f"{name}: {m.get('error') or m.get('arena_error')}")

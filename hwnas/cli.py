@@ -99,6 +99,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     print(format_table(list(summary["operators"].items()), ("operator", "count")))
     print()
     print(format_table([(k, v) for k, v in summary["totals"].items()], ("total", "value")))
+    print()
+    print(format_table([(k, v) for k, v in summary["estimates"].items()], ("estimate", "value")))
     return 0
 
 

@@ -32,17 +32,20 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
 
 
-def prior_matrix(u: np.ndarray, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
-    """``[B, M]``: each label's analytic estimate from raw graph features ``u`` ``[B, G]`` (1 for
-    a label without one): what a predictor with priors multiplies its output by."""
-    from predictors.graph._features import GRAPH_INDEX
+def prior_matrix(u: np.ndarray, est: np.ndarray | None, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
+    """``[B, M]``: each label's analytic estimate, a sum of raw graph features ``u`` ``[B, G]``
+    and the extractor's estimates ``est`` ``[B, len(ESTIMATES)]``, times a factor (1 for a
+    label without one): what a predictor with priors multiplies its output by."""
+    from predictors.graph._features import ESTIMATES, GRAPH_INDEX
 
     out = np.ones((u.shape[0], len(names)), np.float64)
     for i, name in enumerate(names):
         if name in priors:
             features, factor = priors[name]
-            cols = [GRAPH_INDEX[f] for f in features]
-            out[:, i] = np.maximum(u[:, cols].astype(np.float64).sum(axis=1) * factor, 1e-9)
+            total = np.zeros(u.shape[0], np.float64)
+            for f in features:
+                total += u[:, GRAPH_INDEX[f]] if f in GRAPH_INDEX else est[:, ESTIMATES.index(f)]
+            out[:, i] = np.maximum(total * factor, 1e-9)
     return out
 
 
@@ -172,15 +175,19 @@ class Predictor:
         return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
 
     def _predict_chunk(self, chunk: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        u = np.concatenate([g.u.numpy() for g in chunk]) if self.priors else None
-        return self._ensemble_stats(self._forward(chunk), u)
+        raw = None
+        if self.priors:
+            raw = (np.concatenate([g.u.numpy() for g in chunk]), np.concatenate([g.est.numpy() for g in chunk]))
+        return self._ensemble_stats(self._forward(chunk), raw)
 
-    def _ensemble_stats(self, members, u: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _ensemble_stats(self, members, raw: tuple[np.ndarray, np.ndarray] | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """Each member's scaled outputs ``[B, M]`` -> mean and calibrated std in label units
-        (``u``: the graphs' raw features, for the labels learnt as a ratio to an estimate)."""
+        (``raw``: the graphs' raw features and estimates, for the labels learnt as a ratio to
+        an estimate)."""
         outs = self.scaler.inverse(np.asarray(members, np.float64))  # [E, B, M]
         if self.priors:
-            outs *= prior_matrix(u, self.label_names, self.priors)
+            outs *= prior_matrix(*raw, self.label_names, self.priors)
         mean = np.add.reduce(outs, axis=0) / len(outs)
         if len(outs) == 1:
             return mean, np.zeros_like(mean)
@@ -221,7 +228,9 @@ class Predictor:
             self._numpy = NumpyStacked(self._stacked, self._scale_live, self._scale_u)
         net = self._numpy
         sizes = [len(a["op_type"]) for a in arrays]
-        raw_u = np.concatenate([a["u"] for a in arrays]) if self.priors else None
+        raw = None
+        if self.priors:
+            raw = (np.concatenate([a["u"] for a in arrays]), np.concatenate([a["est"] for a in arrays]))
         if len(arrays) == 1:  # one search candidate: its arrays as they are (scale copies x and u)
             a = arrays[0]
             x, u, op_type, edge_index = net.scale(a["x"], 0), net.scale(a["u"], 1), a["op_type"], a["edge_index"]
@@ -231,7 +240,7 @@ class Predictor:
             u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
             op_type = np.concatenate([a["op_type"] for a in arrays])
             edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
-        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u), raw_u)  # [E, B, M]
+        return self._ensemble_stats(net(x, op_type, edge_index, sizes, u), raw)  # [E, B, M]
 
     def _as_dict(self, mean: np.ndarray, std: np.ndarray, targets: Sequence[str] | None) -> dict[str, dict]:
         out: dict[str, dict[str, float]] = {}

@@ -213,7 +213,7 @@ def _prepare(graphs: list, normalizer, scaler, priors: dict | None = None, names
         h = normalizer(g)
         y = g.y.numpy().astype(np.float64)
         if priors:
-            y = y / prior_matrix(g.u.numpy(), names, priors)
+            y = y / prior_matrix(g.u.numpy(), g.est.numpy(), names, priors)
         h.yz = torch.from_numpy(np.nan_to_num(scaler.transform(y), nan=0.0).astype(np.float32))
         h.ymask = torch.from_numpy(np.isfinite(y))
         h.y = torch.from_numpy(np.nan_to_num(y, nan=1.0).astype(np.float32))
@@ -494,7 +494,7 @@ def train_predictor(
     if cfg.get("drop_features") and not base:  # an A/B of features on one split
         normalizer.drop(cfg["drop_features"])
     priors = label_priors(names) if cfg.get("priors") else {}
-    y_train = np.concatenate([g.y.numpy() / prior_matrix(g.u.numpy(), names, priors) for g in train]).astype(np.float64)
+    y_train = np.concatenate([g.y.numpy() / prior_matrix(g.u.numpy(), g.est.numpy(), names, priors) for g in train]).astype(np.float64)
     scaler = LabelScaler.fit(y_train, log=cfg["target_transform"] == "log")
     if priors:  # a ratio's errors weigh what the label's own would: scaled by the label's spread
         spread = LabelScaler.fit(np.concatenate([g.y.numpy() for g in train]).astype(np.float64), scaler.log).std

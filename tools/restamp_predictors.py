@@ -13,6 +13,12 @@ requires every scaling statistic to equal the shipped one. Only then does it wri
 new feature version (and the training graphs' operator types, ``op_types``) into the
 manifest; the weights are not touched. A predictor that fails the check must be
 retrained (benchmarks/predictor_accuracy.py ... --save-dir predictors/pretrained).
+
+``--keep-scaling`` stamps a predictor whose features did change, keeping its shipped
+normaliser (the scale its weights were trained on) and naming the columns that moved:
+for a change that leaves what a target's predictor needs nearly untouched (a CPU-only
+rule), to be judged by scoring it before and after on the same split
+(benchmarks/compare_predictors.py, the old one from a checkout of the old version).
 """
 from __future__ import annotations
 
@@ -38,11 +44,25 @@ def same_scaling(fitted: dict, shipped: dict) -> str | None:
     return None
 
 
+def moved_columns(fitted: dict, shipped: dict) -> list[str]:
+    from predictors.graph import GRAPH_FEATURES, NODE_FEATURES
+
+    names = {"node": NODE_FEATURES, "graph": GRAPH_FEATURES}
+    moved = []
+    for part, columns in names.items():
+        a, b = np.asarray(fitted[part]["mean"], np.float64), np.asarray(shipped[part]["mean"], np.float64)
+        for i in np.flatnonzero(~np.isclose(a, b, rtol=1e-9, atol=0.0)):
+            moved.append(f"{part}.{columns[i] if i < len(columns) else i} {b[i]:.4g} -> {a[i]:.4g}")
+    return moved
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="shipped predictors' names or predictor folders "
                         "(default: every shipped predictor)")
     parser.add_argument("--data", default="data/edgedlperf")
+    parser.add_argument("--keep-scaling", action="store_true",
+                        help="stamp a predictor whose features changed, keeping its normaliser (then score it)")
     args = parser.parse_args(argv)
     failed = 0
     for name in args.names or list_predictors():
@@ -63,17 +83,21 @@ def main(argv=None) -> int:
             print(f"{name}: {len(train)} training graphs, the manifest says {report['split']['train']}: retrain it")
             failed += 1
             continue
-        problem = same_scaling(Normalizer.fit(train).to_json(), manifest["normalizer"])
-        if problem:
+        refit = Normalizer.fit(train).to_json()
+        problem = same_scaling(refit, manifest["normalizer"])
+        if problem and not args.keep_scaling:
             print(f"{name}: {problem} on its {len(train)} training graphs: the features changed, retrain it")
             failed += 1
             continue
+        if problem:
+            print(f"{name}: features changed, shipped scaling kept; columns whose training mean moved: "
+                  f"{moved_columns(refit, manifest['normalizer'])}")
         old = manifest["feature_version"]
         manifest["feature_version"] = manifest["normalizer"]["feature_version"] = FEATURE_VERSION
         manifest["op_types"] = training_op_types(train)
         path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        print(f"{name}: {old} -> {FEATURE_VERSION}: the normaliser refit on its {len(train)} training graphs "
-              f"equals the shipped one; {len(manifest['op_types'])} operator types")
+        how = "kept" if problem else f"refit on its {len(train)} training graphs equals the shipped one"
+        print(f"{name}: {old} -> {FEATURE_VERSION}: the normaliser {how}; {len(manifest['op_types'])} operator types")
     return 1 if failed else 0
 
 

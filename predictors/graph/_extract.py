@@ -26,6 +26,7 @@ from predictors.graph._features import (
     ACTIVATIONS,
     CHANNEL_BLOCKS,
     DTYPES,
+    ESTIMATES,
     FEATURE_VERSION,
     GRAPH_FEATURES,
     GRAPH_INDEX,
@@ -214,42 +215,139 @@ _REDUCTIONS = {"MEAN", "SUM"}
 
 
 def _kernel_scratch(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo],
-                    out: TensorInfo | None) -> tuple[float, float]:
-    """Bytes a CPU kernel allocates for one operator: (temporary, for the model's lifetime).
+                    out: TensorInfo | None) -> tuple[float, float, float, float]:
+    """Bytes a CPU kernel allocates for one operator: (temporary, for the model's lifetime)
+    as the node features count them, then the same as LiteRT's arena plan holds them.
 
-    TFLite's kernels (checked against the LiteRT interpreter's own scratch tensors):
+    TFLite's built-in kernels (checked against the LiteRT interpreter's own scratch
+    tensors, ``tests/predictors_tests/targets_tests/test_litert.py``):
     a CONV_2D that is strided, dilated or not 1x1 builds an im2col buffer
     ``[N, H_out, W_out, kh * kw * C_in]`` in the input's type; a TRANSPOSE_CONV a
     col2im buffer ``[H_in * W_in, kh * kw * C_out]`` of int32/float32, a quantised one
     an int32 accumulator of its output, and a re-laid-out copy of its weights that
     lives as long as the model; MEAN and SUM accumulate in 32 bits, one per output.
+    The hybrid kernels (float activations, int8 weights: dynamic-range quantisation)
+    quantise their input on every inference: an int8 copy of the input, a float scale
+    and an int32 zero point per row (an input position of a convolution, a row of a
+    fully connected layer's input; one per batch for a depthwise one), an int32
+    accumulator of the output (CONV_2D, FULLY_CONNECTED) and, for the model's lifetime,
+    the int32 sums of the weights' rows (one per output channel); their im2col is int8.
+
+    The plan differs for two kernels, which the node features (schema 3) count as
+    above: a TRANSPOSE_CONV's col2im and accumulator are tensors outside the arena's
+    plan that live as long as the model (and a converted weight needs no re-laid-out
+    copy beside the conversion's own); BATCH_MATMUL holds a transposed copy of each
+    operand, of a constant right operand for the model's lifetime.
     """
     if out is None:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0
     kind, opts = op.opcode, op.options
+    hybrid = _is_hybrid(op, tensors, act_in)
     if kind == "CONV_2D" and len(op.inputs) > 1 and op.inputs[1] >= 0 and act_in:
         w = tensors[op.inputs[1]].shape  # [cout, kh, kw, cin / groups]
         if len(w) != 4:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0
+        scratch = persistent = 0.0
+        if hybrid:
+            x = act_in[0]
+            rows = float(x.num_elements) / max(float(x.shape[-1]) if x.shape else 1.0, 1.0)
+            scratch = float(x.num_elements) + 8.0 * rows + 4.0 * float(out.num_elements)
+            persistent = 4.0 * float(w[0])
         strided = (opts.get("StrideW", 1.0), opts.get("StrideH", 1.0), opts.get("DilationWFactor", 1.0),
                    opts.get("DilationHFactor", 1.0)) != (1.0, 1.0, 1.0, 1.0)
-        if not strided and w[1] == 1 and w[2] == 1:
-            return 0.0, 0.0
-        positions = float(out.num_elements) / max(float(w[0]), 1.0)
-        return positions * _prod(w[1:]) * TYPE_BYTES.get(act_in[0].dtype, 4.0), 0.0
+        if strided or w[1] != 1 or w[2] != 1:
+            positions = float(out.num_elements) / max(float(w[0]), 1.0)
+            scratch += positions * _prod(w[1:]) * (1.0 if hybrid else TYPE_BYTES.get(act_in[0].dtype, 4.0))
+        return scratch, persistent, scratch, persistent
     if kind == "TRANSPOSE_CONV" and len(op.inputs) > 2 and min(op.inputs[1:3]) >= 0:
         w_t, x = tensors[op.inputs[1]], tensors[op.inputs[2]]
         w = w_t.shape  # [cout, kh, kw, cin]
         if len(w) != 4 or not x.shape:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0
         positions = float(x.num_elements) / max(float(x.shape[-1]), 1.0)
-        scratch = positions * _prod(w[:3]) * 4.0
+        buffers = positions * _prod(w[:3]) * 4.0
         if x.dtype in ("INT8", "UINT8", "INT16"):
-            scratch += float(out.num_elements) * (8.0 if x.dtype == "INT16" else 4.0)
-        return scratch, float(w_t.nbytes)
+            buffers += float(out.num_elements) * (8.0 if x.dtype == "INT16" else 4.0)
+        quantised_input = float(x.num_elements) + 8.0 * positions if hybrid else 0.0
+        relaid = 0.0 if "converted_bytes" in w_t.__dict__ else float(w_t.nbytes)
+        return buffers + quantised_input, float(w_t.nbytes), quantised_input, buffers + relaid
+    if hybrid and kind == "FULLY_CONNECTED":
+        x, w = act_in[0], tensors[op.inputs[1]].shape  # [units, depth]
+        rows = float(x.num_elements) / max(float(w[-1]) if w else 1.0, 1.0)
+        units = float(w[0]) if w else 1.0
+        scratch = float(x.num_elements) + 8.0 * rows + 4.0 * rows * units
+        return scratch, 4.0 * units, scratch, 4.0 * units
+    if hybrid and kind == "DEPTHWISE_CONV_2D":
+        x = act_in[0]
+        scratch = float(x.num_elements) + 8.0 * float(max(x.shape[0], 1) if x.shape else 1)
+        return scratch, 0.0, scratch, 0.0
+    if kind == "BATCH_MATMUL" and len(op.inputs) > 1 and min(op.inputs[:2]) >= 0:
+        lhs, rhs = tensors[op.inputs[0]], tensors[op.inputs[1]]
+        rhs_bytes = float(rhs.num_elements) * TYPE_BYTES.get(rhs.dtype, 4.0)
+        return 0.0, 0.0, lhs.nbytes + (0.0 if rhs.is_constant else rhs_bytes), (rhs_bytes if rhs.is_constant else 0.0)
     if kind in _REDUCTIONS:
-        return float(out.num_elements) * 4.0, 0.0
-    return 0.0, 0.0
+        return float(out.num_elements) * 4.0, 0.0, float(out.num_elements) * 4.0, 0.0
+    return 0.0, 0.0, 0.0, 0.0
+
+
+_HYBRID_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+
+
+def _is_hybrid(op: OperatorInfo, tensors: list[TensorInfo], act_in: list[TensorInfo]) -> bool:
+    """A float operator whose weights are stored int8, not converted (a DEQUANTIZE folded
+    into it feeds it float weights)."""
+    if op.opcode not in _HYBRID_OPS or not act_in or act_in[0].dtype != "FLOAT32":
+        return False
+    if len(op.inputs) < 2 or op.inputs[1] < 0:
+        return False
+    w = tensors[op.inputs[1]]
+    return w.is_constant and w.dtype in ("INT8", "UINT8") and "converted_bytes" not in w.__dict__
+
+
+# Operators whose LiteRT kernels may write their output into an input's buffer (the
+# registration's in-place flags): inputs that may be shared, and whether the operator
+# changes the data (then only an input of the output's size that nothing else reads).
+_IN_PLACE = {"ADD": ((0, 1), True), "SUB": ((0, 1), True), "MUL": ((0, 1), True), "DIV": ((0, 1), True),
+             "SOFTMAX": ((0,), True), "RESHAPE": ((0,), False), "SQUEEZE": ((0,), False),
+             "EXPAND_DIMS": ((0,), False)}
+_SCALAR_BYTES = 8
+
+
+def _in_place(ops: list[OperatorInfo], tensors: list[TensorInfo], graph_inputs: set[int],
+              graph_outputs: set[int]) -> dict[int, int]:
+    """Output tensor -> the tensor whose buffer it shares, by LiteRT's arena planner
+    (``ArenaPlanner::IdentifyInPlaceTensors``): never a graph input's buffer, never for
+    a graph output; a data-changing operator only takes an input of the output's size
+    whose only reader it is (checked against the interpreter's own tensor addresses,
+    ``tests/targets_tests/test_litert.py``)."""
+    refs: dict[int, int] = {}
+    for t in graph_inputs | graph_outputs:
+        refs[t] = refs.get(t, 0) + 1
+    for op in ops:
+        for t in op.inputs:
+            if t >= 0:
+                refs[t] = refs.get(t, 0) + 1
+    alias: dict[int, int] = {}
+    for op in ops:
+        rule = _IN_PLACE.get(op.opcode)
+        if rule is None or not op.outputs or op.outputs[0] < 0 or op.outputs[0] in graph_outputs:
+            continue
+        out = tensors[op.outputs[0]]
+        shareable, changes = rule
+        for k in shareable:
+            if k >= len(op.inputs) or op.inputs[k] < 0:
+                continue
+            t = tensors[op.inputs[k]]
+            if t.is_constant or t.index in graph_inputs:
+                continue
+            if changes and (t.nbytes != out.nbytes or t.nbytes <= _SCALAR_BYTES or refs.get(t.index, 0) > 1):
+                continue
+            root = alias.get(t.index, t.index)
+            if changes and refs.get(root, 0) > 1:
+                break
+            alias[out.index] = root
+            break
+    return alias
 
 
 class _Subgraphs:
@@ -331,6 +429,8 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     total_macs = total_weights = 0.0
 
     dense, sparse_rows, sparse_cols = [], [], []
+    plan_scratch: list[float] = []  # the kernels' buffers as LiteRT's arena plan holds them
+    plan_persistent = 0.0
     converted_seen: set[int] = set()
     for i, op in enumerate(ops):
         op_type[i] = op.code if 0 <= op.code < UNKNOWN_OP_TYPE else UNKNOWN_OP_TYPE
@@ -394,11 +494,11 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             float(q_in), float(q_out), float(per_channel), float(from_input), float(to_output), float(dynamic),
             called_ops, called_macs, called_weights,
             *f_out, *f_in, *work,
-            *_kernel_scratch(op, tensors, act_in, out),
         ]
-        if converted:
-            row[-2] += converted_scratch
-            row[-1] += converted
+        node_scratch, node_persistent, scratch, persistent = _kernel_scratch(op, tensors, act_in, out)
+        row += (node_scratch + converted_scratch, node_persistent + converted)
+        plan_scratch.append(scratch + converted_scratch)
+        plan_persistent += persistent + converted
         dense.append(row)
         # the one-hot and option columns, a few per operator: (row, column) pairs set to values
         hot = [dt_out + _dtype_slot(out.dtype)] if out is not None else []
@@ -459,6 +559,11 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     # (or the start, for graph inputs) to its last consumer (or the end, for outputs).
     delta = np.zeros(n + 1, dtype=np.float64)
     total_activation = 0.0
+    # LiteRT's arena planner, what peak_activation_scratch_bytes follows, differs in two
+    # rules: it never reuses a graph input's buffer, and an operator that can run in
+    # place writes its output into an input's buffer (one buffer for both).
+    alias = _in_place(ops, tensors, graph_inputs, graph_outputs)
+    buffers: dict[int, list[float]] = {}
     for t in tensors:
         if t.is_constant or (t.index not in producer and t.index not in graph_inputs):
             continue
@@ -467,10 +572,19 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         delta[start] += t.nbytes
         delta[max(end, start) + 1] -= t.nbytes
         total_activation += t.nbytes
+        root = alias.get(t.index, t.index)
+        held = n - 1 if t.index in graph_inputs else max(end, start)
+        span = buffers.setdefault(root, [start, held, tensors[root].nbytes])
+        span[0], span[1] = min(span[0], start), max(span[1], held)
     live = np.cumsum(delta[:n])
     x[:, col["live_activation_bytes"]] = live
     peak = float(live.max()) if n else 0.0
+    planned = np.zeros(n + 1, dtype=np.float64)
+    for start, end, nbytes in buffers.values():
+        planned[int(start)] += nbytes
+        planned[int(end) + 1] -= nbytes
     peak_scratch = float((live + x[:, c_scratch]).max()) if n else 0.0
+    arena = float((np.cumsum(planned[:n]) + np.asarray(plan_scratch)).max()) + plan_persistent if n else 0.0
 
     other_ops = other_macs = 0.0
     for s in range(1, len(info.subgraphs)):
@@ -493,7 +607,12 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     u[0, g["num_subgraphs"]] = info.num_subgraphs
     u[0, g["subgraph_operators"]] = other_ops
     u[0, g["subgraph_macs"]] = other_macs
-    return {"x": x, "op_type": op_type, "edge_index": edge_index, "edge_attr": edge_attr, "u": u}
+    est = np.zeros((1, len(ESTIMATES)), dtype=np.float64)
+    est[0, ESTIMATES.index("arena_plan_bytes")] = arena
+    return {"x": x, "op_type": op_type, "edge_index": edge_index, "edge_attr": edge_attr, "u": u, "est": est}
+
+
+VALUE_KEYS = ("x", "edge_attr", "u", "est")  # the arrays of values (the others are indices)
 
 
 def graph_arrays(source: ModelSource) -> dict[str, Any]:
@@ -512,7 +631,7 @@ def model_arrays(source: ModelSource) -> tuple[dict[str, Any], ModelInfo]:
         label = "model bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
         raise InvalidModelError(f"{label}: the main subgraph of this TFLite model has no operators")
     arrays = extract_arrays(info)
-    for key in ("x", "edge_attr", "u"):  # a corrupt-but-parseable file must not yield inf/nan
+    for key in VALUE_KEYS:  # a corrupt-but-parseable file must not yield inf/nan
         a = arrays[key]
         # one reduction: NaN propagates through maximum, so "not <= _CLIP" catches it too
         if not np.maximum.reduce(np.abs(a), axis=None, initial=0.0) <= _CLIP:
@@ -531,6 +650,7 @@ def to_data(arrays: dict[str, Any]):
         edge_index=torch.from_numpy(arrays["edge_index"]),
         edge_attr=torch.from_numpy(arrays["edge_attr"].astype(np.float32)),
         u=torch.from_numpy(arrays["u"].astype(np.float32)),
+        est=torch.from_numpy(arrays["est"].astype(np.float64)),
         num_nodes=int(arrays["x"].shape[0]),
         feature_version=FEATURE_VERSION,
     )

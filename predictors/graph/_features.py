@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 
-FEATURE_SCHEMA = 6
+FEATURE_SCHEMA = 7
+# 7: the hybrid kernels' scratch (dynamic range: int8 input copies, per-row scales and
+#    zero points, int32 accumulators; weight row sums for the model's lifetime) in
+#    scratch_bytes / persistent_scratch_bytes: graphs of other regimes are unchanged.
+#    New, beside the features: ESTIMATES, arena_plan_bytes (LiteRT's arena plan).
 # 6: a weight conversion's output, which the interpreter keeps in its arena: the
 #    persistent_scratch_bytes of its first consumer where the conversion's input is a
 #    constant of the file (a float16 weight's float32 copy, a sparse weight densified,
@@ -131,12 +135,23 @@ GRAPH_FEATURES: tuple[str, ...] = (
     "subgraph_macs",
 )
 
+# Analytic estimates the extractor computes beside the features (``arrays["est"]``,
+# ``Data.est``): no predictor's input, what a metric can be learnt against
+# (``Target.priors``). ``arena_plan_bytes``: LiteRT's arena as its planner lays it out
+# (``ArenaPlanner``): graph inputs held to the end, operators that run in place (ADD,
+# SUB, MUL, DIV, SOFTMAX; RESHAPE, SQUEEZE, EXPAND_DIMS) sharing their input's buffer,
+# each kernel's temporaries live while it runs, plus what lives as long as the model
+# (converted weights, re-laid-out weights, a transposed convolution's buffers); on
+# the committed networks within 1.5 % of the interpreter's own arena
+# (benchmarks/arena_estimate.py), on MediaPipe's files 0.2 %.
+ESTIMATES: tuple[str, ...] = ("arena_plan_bytes",)
+
 NODE_INDEX = {name: i for i, name in enumerate(NODE_FEATURES)}
 GRAPH_INDEX = {name: i for i, name in enumerate(GRAPH_FEATURES)}
 
 FEATURE_VERSION = "perfsage-{}.{}".format(
     FEATURE_SCHEMA,
     hashlib.sha1(
-        "|".join((str(NUM_OP_TYPES),) + NODE_FEATURES + ("#",) + GRAPH_FEATURES).encode()
+        "|".join((str(NUM_OP_TYPES),) + NODE_FEATURES + ("#",) + GRAPH_FEATURES + ("#",) + ESTIMATES).encode()
     ).hexdigest()[:8],
 )

@@ -61,11 +61,11 @@ def lower(space: Any, arch: Any) -> ModelInfo:
 
 def arch_arrays(space: Any, arch: Any) -> dict[str, Any]:
     """:func:`~predictors.graph.graph_arrays` of the arch's exported model, from the lowering."""
-    from predictors.graph._extract import _CLIP, extract_arrays
+    from predictors.graph._extract import _CLIP, VALUE_KEYS, extract_arrays
 
     with gc_paused():
         arrays = extract_arrays(lower(space, arch))
-    for key in ("x", "edge_attr", "u"):
+    for key in VALUE_KEYS:
         a = arrays[key]
         if not np.maximum.reduce(np.abs(a), axis=None, initial=0.0) <= _CLIP:
             arrays[key] = np.clip(np.nan_to_num(a, nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)

@@ -5,7 +5,7 @@ from collections import Counter
 from typing import Any
 
 from predictors.graph._extract import extract_arrays
-from predictors.graph._features import FEATURE_VERSION, GRAPH_FEATURES, NODE_FEATURES
+from predictors.graph._features import ESTIMATES, FEATURE_VERSION, GRAPH_FEATURES, NODE_FEATURES
 from predictors.tflite_model import ModelSource, load_model
 
 
@@ -23,6 +23,7 @@ def summarize(source: ModelSource) -> dict[str, Any]:
         "operators_per_subgraph": list(info.operators_per_subgraph),
         "operators": dict(sorted(histogram.items(), key=lambda kv: (-kv[1], kv[0]))),
         "totals": {name: float(u[i]) for i, name in enumerate(GRAPH_FEATURES)},
+        "estimates": {name: float(arrays["est"][0, i]) for i, name in enumerate(ESTIMATES)},
         "node_feature_dim": len(NODE_FEATURES),
         "graph_feature_dim": len(GRAPH_FEATURES),
         "feature_version": FEATURE_VERSION,

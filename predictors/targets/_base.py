@@ -24,8 +24,8 @@ class Target(ABC):
     # the metrics that belong to the machine that measured them (a latency); the others
     # (a memory footprint, a size) are the model's wherever they were measured
     timed_metrics: tuple[str, ...] = ()
-    # an analytic estimate of a metric from graph features (``train_config["priors"]``):
-    # metric -> (graph features summed, factor to the metric's unit); a predictor then
+    # an analytic estimate of a metric (``train_config["priors"]``): metric -> (graph
+    # features or ESTIMATES summed, factor to the metric's unit); a predictor then
     # learns the measured value's ratio to it
     priors: dict[str, tuple[tuple[str, ...], float]] = {}
     description: str = ""

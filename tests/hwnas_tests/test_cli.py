@@ -113,8 +113,10 @@ def test_graph_json_and_table(int8_model_path, tmp_path):
     assert summary["nodes"] == summary["file_operators"] == 5 and summary["edges"] == 4
     assert summary["operators"] == {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "MEAN": 1}
     assert summary["totals"]["total_macs"] > 0 and summary["feature_version"].startswith("perfsage-")
+    # LiteRT's arena plan: at least the graph's peak of live activations
+    assert summary["estimates"]["arena_plan_bytes"] >= summary["totals"]["peak_activation_bytes"] > 0
     table = hwnas("graph", int8_model_path)
-    assert table.returncode == 0 and "DEPTHWISE_CONV_2D" in table.stdout
+    assert table.returncode == 0 and "DEPTHWISE_CONV_2D" in table.stdout and "arena_plan_bytes" in table.stdout
     # float16 weights (MediaPipe): each DEQUANTIZE of a weight is part of its consumer, not a node
     half = hwnas("graph", str(THIRD_PARTY / "selfie_segmentation.tflite"), "--json")
     summary = json.loads(half.stdout)

@@ -369,8 +369,8 @@ def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everythi
 
 
 def test_a_metric_learnt_against_its_estimate_extrapolates_with_it(tmp_path):
-    """``priors``: the arena is learnt as its ratio to the graph features' own estimate (peak
-    activations with scratch, plus the converted weights). Labels 1.5x the estimate on the
+    """``priors``: the arena is learnt as its ratio to the extractor's estimate of LiteRT's
+    arena plan (``arena_plan_bytes``). Labels 1.5x the estimate on the
     smaller two thirds of a sample of committed graphs: the largest, with 5x the largest
     training arena or more, is predicted at 1.5x its estimate, saved and loaded alike, and
     the NumPy path of one candidate gives what the batched one gives."""
@@ -383,8 +383,8 @@ def test_a_metric_learnt_against_its_estimate_extrapolates_with_it(tmp_path):
     names = ["cpu-litert/arena_kib", "cpu-litert/latency_ms"]
     priors = label_priors(names)
     assert list(priors) == ["cpu-litert/arena_kib"]
-    sample = sorted((prior_matrix(graph_arrays(g)["u"], names, priors)[0, 0], g)
-                    for g in committed_sample(per_space=6))
+    sample = sorted((prior_matrix(a["u"], a["est"], names, priors)[0, 0], g)
+                    for g, a in ((g, graph_arrays(g)) for g in committed_sample(per_space=6)))
     training, (estimate, big) = sample[: 2 * len(sample) // 3], sample[-1]
     assert estimate > 5 * training[-1][0]
     folder = tmp_path / "d"
