@@ -34,18 +34,22 @@ WEIGHTS = "weights.pt"
 
 def prior_matrix(u: np.ndarray, est: np.ndarray | None, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
     """``[B, M]``: each label's analytic estimate, a sum of raw graph features ``u`` ``[B, G]``
-    and the extractor's estimates ``est`` ``[B, len(ESTIMATES)]``, times a factor (1 for a
-    label without one): what a predictor with priors multiplies its output by."""
+    and the extractor's estimates ``est`` ``[B, len(ESTIMATES)]``, times a factor, at most a
+    cap where it has one (1 for a label without one): what a predictor with priors
+    multiplies its output by."""
     from predictors.graph._features import ESTIMATES, GRAPH_INDEX
 
     out = np.ones((u.shape[0], len(names)), np.float64)
     for i, name in enumerate(names):
         if name in priors:
-            features, factor = priors[name]
+            features, factor, *cap = priors[name]
             total = np.zeros(u.shape[0], np.float64)
             for f in features:
                 total += u[:, GRAPH_INDEX[f]] if f in GRAPH_INDEX else est[:, ESTIMATES.index(f)]
-            out[:, i] = np.maximum(total * factor, 1e-9)
+            total *= factor
+            if cap:
+                np.minimum(total, cap[0], out=total)
+            out[:, i] = np.maximum(total, 1e-9)
     return out
 
 

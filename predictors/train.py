@@ -192,16 +192,16 @@ def split_by_network(graphs: list, seed: int = 0, fractions=(0.8, 0.1, 0.1),
 
 
 def label_priors(names: Sequence[str]) -> dict[str, list]:
-    """``{label: [graph features, factor]}`` for the labels whose target has an analytic
-    estimate (``Target.priors``)."""
+    """``{label: [graph features, factor(, cap)]}`` for the labels whose target has an
+    analytic estimate (``Target.priors``)."""
     from predictors import targets as registry
 
     out = {}
     for name in names:
         target, metric = name.split("/", 1)
         if target in registry.names() and metric in registry.get(target).priors:
-            features, factor = registry.get(target).priors[metric]
-            out[name] = [list(features), float(factor)]
+            features, factor, *cap = registry.get(target).priors[metric]
+            out[name] = [list(features), float(factor)] + ([float(cap[0])] if cap and cap[0] else [])
     return out
 
 

@@ -25,9 +25,10 @@ class Target(ABC):
     # (a memory footprint, a size) are the model's wherever they were measured
     timed_metrics: tuple[str, ...] = ()
     # an analytic estimate of a metric (``train_config["priors"]``): metric -> (graph
-    # features or ESTIMATES summed, factor to the metric's unit); a predictor then
+    # features or ESTIMATES summed, factor to the metric's unit[, cap in that unit or
+    # None]); a predictor then
     # learns the measured value's ratio to it
-    priors: dict[str, tuple[tuple[str, ...], float]] = {}
+    priors: dict[str, tuple] = {}
     description: str = ""
 
     @abstractmethod

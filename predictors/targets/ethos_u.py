@@ -50,6 +50,13 @@ def energy_mj(summary: dict[str, float], model: dict[str, Any]) -> float:
     return pj * 1e-9
 
 
+def _sram_cap_kib(vela_args: list[str]) -> float | None:
+    """The SRAM size, in KiB, of a ``--memory-mode Dedicated_Sram_<N>KB`` (else None)."""
+    mode = next((b for a, b in zip(vela_args, vela_args[1:]) if a == "--memory-mode"), "")
+    match = re.fullmatch(r"Dedicated_Sram_(\d+)KB", mode)
+    return float(match.group(1)) if match else None
+
+
 class EthosUTarget(Target):
     """An Ethos-U configuration described by a JSON data file (Vela args + energy model)."""
 
@@ -70,6 +77,10 @@ class EthosUTarget(Target):
         if unknown:
             raise HwnasError(f"energy model names unknown memory areas {sorted(unknown)}; use {MEMORY_AREAS}")
         self.description = spec.get("description", "")
+        # Vela's SRAM is mostly the feature maps it keeps there: the peak of live
+        # activations, up to the SRAM a Dedicated_Sram memory mode dedicates (its size in
+        # the mode's name; the rest goes to DRAM). For ``train_config["priors"]``.
+        self.priors = {"sram_kib": (("peak_activation_bytes",), 1.0 / 1024.0, _sram_cap_kib(self.vela_args))}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "EthosUTarget":

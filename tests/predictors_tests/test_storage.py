@@ -368,6 +368,23 @@ def test_merging_a_copy_labelled_elsewhere_renumbers_its_runs_and_keeps_everythi
     assert missing.returncode == 1 and "no dataset here" in missing.stderr and len(missing.stderr.splitlines()) == 1
 
 
+def test_an_ethos_u_sram_estimate_is_capped_at_a_dedicated_srams_size():
+    """The U85's memory mode dedicates 384 KB of SRAM: its SRAM estimate (the peak of live
+    activations) stops there; the U55's mode has no such cap."""
+    import numpy as np
+
+    from predictors.graph import ESTIMATES, GRAPH_FEATURES
+    from predictors.train import label_priors, prior_matrix
+
+    names = ["ethos-u85-256/sram_kib", "ethos-u55-128/sram_kib", "ethos-u85-256/latency_ms"]
+    priors = label_priors(names)
+    assert priors["ethos-u85-256/sram_kib"][2] == 384.0 and len(priors["ethos-u55-128/sram_kib"]) == 2
+    u = np.zeros((2, len(GRAPH_FEATURES)))
+    u[:, GRAPH_FEATURES.index("peak_activation_bytes")] = [100 * 1024, 1000 * 1024]
+    m = prior_matrix(u, np.zeros((2, len(ESTIMATES))), names, priors)
+    assert m.tolist() == [[100.0, 100.0, 1.0], [384.0, 1000.0, 1.0]]
+
+
 def test_a_metric_learnt_against_its_estimate_extrapolates_with_it(tmp_path):
     """``priors``: the arena is learnt as its ratio to the extractor's estimate of LiteRT's
     arena plan (``arena_plan_bytes``). Labels 1.5x the estimate on the
