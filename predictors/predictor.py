@@ -114,6 +114,9 @@ class Predictor:
         # the ensemble spread rescaled on the validation split (train.py: _std_scale)
         self.std_scale = np.asarray(manifest.get("std_scale") or [1.0] * len(self.label_names), np.float64)
         self.priors: dict[str, list] = manifest.get("priors") or {}
+        # [label index, low, high]: the ratios to the estimate that training saw
+        self.ratio_range = [(self.label_names.index(n), lo, hi)
+                            for n, (lo, hi) in (manifest.get("prior_ratio_range") or {}).items()]
         self.members = []
         for i in range(manifest["ensemble"]):
             model = PerfSAGE(len(self.label_names), manifest["model"])
@@ -188,14 +191,25 @@ class Predictor:
                         ) -> tuple[np.ndarray, np.ndarray]:
         """Each member's scaled outputs ``[B, M]`` -> mean and calibrated std in label units
         (``raw``: the graphs' raw features and estimates, for the labels learnt as a ratio to
-        an estimate)."""
+        an estimate; the mean's ratio stays within the range training saw, the std is the
+        members' own spread, so a graph that pushes them out of it still says so)."""
         outs = self.scaler.inverse(np.asarray(members, np.float64))  # [E, B, M]
+        mean = None
         if self.priors:
-            outs *= prior_matrix(*raw, self.label_names, self.priors)
-        mean = np.add.reduce(outs, axis=0) / len(outs)
+            if self.ratio_range:  # the mean of ratios kept to those training saw; the spread as predicted
+                clipped = outs.copy()
+                for j, lo, hi in self.ratio_range:
+                    np.clip(clipped[:, :, j], lo, hi, out=clipped[:, :, j])
+            estimate = prior_matrix(*raw, self.label_names, self.priors)
+            outs *= estimate
+            if self.ratio_range:
+                mean = np.add.reduce(clipped, axis=0) / len(outs) * estimate
+        spread_mean = np.add.reduce(outs, axis=0) / len(outs)
+        if mean is None:
+            mean = spread_mean
         if len(outs) == 1:
             return mean, np.zeros_like(mean)
-        outs -= mean
+        outs -= spread_mean
         outs *= outs
         std = np.sqrt(np.add.reduce(outs, axis=0) / len(outs))  # ndarray.std's ufuncs, minus its wrapper
         std *= self.std_scale

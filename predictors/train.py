@@ -499,6 +499,10 @@ def train_predictor(
     if priors:  # a ratio's errors weigh what the label's own would: scaled by the label's spread
         spread = LabelScaler.fit(np.concatenate([g.y.numpy() for g in train]).astype(np.float64), scaler.log).std
         scaler.std = np.where([n in priors for n in names], spread, scaler.std)
+    # the ratios training saw (the middle 99 %): a prediction's ratio stays in this range,
+    # so a graph unlike any in training gets its estimate times a ratio seen, not a guess
+    ratio_range = {n: [float(np.nanpercentile(y_train[:, j], 0.5)), float(np.nanpercentile(y_train[:, j], 99.5))]
+                   for j, n in enumerate(names) if n in priors}
     p_train, p_val = (_prepare(part, normalizer, scaler, priors, names) for part in (train, val))
 
     members = []
@@ -534,6 +538,7 @@ def train_predictor(
         "normalizer": normalizer.to_json(),
         "label_scaler": scaler.to_json(),
         "priors": priors,  # labels learnt as a ratio to an analytic estimate
+        "prior_ratio_range": ratio_range,
         "init": str(init) if init else None,
         "few_shot": bool(few_shot),
         # what Predictor.novelty calls unseen: operator types of no training graph

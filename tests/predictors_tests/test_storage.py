@@ -423,3 +423,11 @@ def test_a_metric_learnt_against_its_estimate_extrapolates_with_it(tmp_path):
     one = loaded.predict_arrays([small])[0]["cpu-litert"]["arena_kib"]
     batched, _ = loaded.predict_graphs([to_data(small)])
     assert one == pytest.approx(batched[0, k], rel=1e-5)
+    # the ratio stays within what training saw (1.5-1.53 here): narrowed, it holds, and the
+    # members' spread is still reported
+    low, high = loaded.manifest["prior_ratio_range"]["cpu-litert/arena_kib"]
+    assert 1.49 <= low < high <= 1.54
+    _, spread = loaded.predict_graphs([graph])
+    loaded.ratio_range = [(k, 2.0, 2.0)]
+    pinned, std = loaded.predict_graphs([graph])
+    assert pinned[0, k] == pytest.approx(2.0 * estimate, rel=1e-6) and std[0, k] == spread[0, k] > 0
