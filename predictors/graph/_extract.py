@@ -314,19 +314,16 @@ _SCALAR_BYTES = 8
 
 
 def _in_place(ops: list[OperatorInfo], tensors: list[TensorInfo], graph_inputs: set[int],
-              graph_outputs: set[int]) -> dict[int, int]:
+              graph_outputs: set[int], readers: dict[int, int]) -> dict[int, int]:
     """Output tensor -> the tensor whose buffer it shares, by LiteRT's arena planner
     (``ArenaPlanner::IdentifyInPlaceTensors``): never a graph input's buffer, never for
     a graph output; a data-changing operator only takes an input of the output's size
     whose only reader it is (checked against the interpreter's own tensor addresses,
-    ``tests/targets_tests/test_litert.py``)."""
-    refs: dict[int, int] = {}
+    ``tests/predictors_tests/targets_tests/test_litert.py``; ``readers``: the operator
+    inputs reading each tensor)."""
+    refs = dict(readers)  # the planner's reference counts: readers, plus graph inputs and outputs
     for t in graph_inputs | graph_outputs:
         refs[t] = refs.get(t, 0) + 1
-    for op in ops:
-        for t in op.inputs:
-            if t >= 0:
-                refs[t] = refs.get(t, 0) + 1
     alias: dict[int, int] = {}
     for op in ops:
         rule = _IN_PLACE.get(op.opcode)
@@ -419,6 +416,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     costs = _Subgraphs(info)
     producer: dict[int, int] = {}
     last_use: dict[int, int] = {}
+    readers: dict[int, int] = {}  # operator inputs reading each tensor
     col = NODE_INDEX
     dt_out, dt_in, dt_w = col["out_dtype_float32"], col["in_dtype_float32"], col["weight_dtype_float32"]
     act0, pad0 = col["activation_none"], col["padding_same"]
@@ -532,6 +530,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         for t in op.inputs:
             if t >= 0:
                 last_use[t] = i
+                readers[t] = readers.get(t, 0) + 1
         for t in op.outputs:
             if t >= 0:
                 producer.setdefault(t, i)
@@ -562,7 +561,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     # LiteRT's arena planner, what peak_activation_scratch_bytes follows, differs in two
     # rules: it never reuses a graph input's buffer, and an operator that can run in
     # place writes its output into an input's buffer (one buffer for both).
-    alias = _in_place(ops, tensors, graph_inputs, graph_outputs)
+    alias = _in_place(ops, tensors, graph_inputs, graph_outputs, readers)
     buffers: dict[int, list[float]] = {}
     for t in tensors:
         if t.is_constant or (t.index not in producer and t.index not in graph_inputs):
