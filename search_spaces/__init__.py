@@ -41,10 +41,12 @@ from search_spaces.nasbench201 import NASBench201Space
 from search_spaces.fbnet import FBNetSpace
 from search_spaces.generic import GenericSpace
 from search_spaces.breadth import BreadthSpace
+from search_spaces.mobile import MobileSpace
 
 __all__ = [
     "Arch",
     "BreadthSpace",
+    "MobileSpace",
     "Chooser",
     "FBNetSpace",
     "GenericSpace",

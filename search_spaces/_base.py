@@ -296,10 +296,13 @@ class SearchSpace(ABC):
             (a published benchmark space, built faithfully to its reference) or
             ``"breadth"`` (structures from no task family, for training predictors).
         options: the space's canonical options (JSON-safe), part of every ``arch_id``.
+        npu_first: built so that Vela places (nearly) every operator on the Ethos-U's NPU;
+            ``False`` for a space that draws what CPU files have (``mobile``).
     """
 
     name: ClassVar[str]
     kind: ClassVar[str] = "task"
+    npu_first: ClassVar[bool] = True
     description: ClassVar[str] = ""
     param_prefix: ClassVar[str]
     option_specs: ClassVar[dict[str, Option]] = {}
