@@ -95,7 +95,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
         f"consumers)" if folded else " (operators)")
     print(f"{args.model}: {nodes}, {summary['edges']} edges, "
           f"{summary['subgraphs']} subgraph(s); features {summary['feature_version']} "
-          f"({summary['node_feature_dim']} per node, {summary['graph_feature_dim']} per graph)\n")
+          f"({summary['node_feature_dim']} per node, {summary['graph_feature_dim']} per graph)")
+    if summary["shapes"] == "run time":
+        print("shapes: LiteRT's after one inference (the file leaves some open)")
+    elif summary["shapes"] != "file":
+        print(f"shapes: the file's placeholders ({summary['shapes'].removeprefix('placeholders: ')}): sizes are "
+              "likely too small")
+    print()
     print(format_table(list(summary["operators"].items()), ("operator", "count")))
     print()
     print(format_table([(k, v) for k, v in summary["totals"].items()], ("total", "value")))

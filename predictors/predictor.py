@@ -330,6 +330,11 @@ class Predictor:
                 reason = registry.get(target).refusal(info)
                 if reason:
                     result[target] = {"error": reason}
+        if info.shapes_from.startswith("placeholders"):
+            warnings.warn(PredictionWarning(
+                f"{label}: shapes known only at run time, and LiteRT could not run the model to tell them "
+                f"({info.shapes_from.removeprefix('placeholders: ')}): sizes are the file's placeholders, so "
+                "MACs, memory and the prediction are likely too low"), stacklevel=3)
         custom = Counter(op.opcode for op in info.operators if op.opcode.startswith("CUSTOM"))
         unknown = {name: n for name, n in custom.items() if name not in CUSTOM_AS_BUILTIN}
         if unknown:

@@ -128,6 +128,9 @@ class ModelInfo:
     num_subgraphs: int
     subgraphs: list[SubgraphInfo] = field(default_factory=list)
     buffer_bytes: list[int] = field(default_factory=list)  # stored bytes of each buffer (sparse: the packed size)
+    # where subgraph 0's shapes come from: "" (the file: every shape static), "run time"
+    # (LiteRT's after one inference, graph.model_arrays) or "placeholders: <why not>"
+    shapes_from: str = ""
 
     @property
     def operators(self) -> list[OperatorInfo]:

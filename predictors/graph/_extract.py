@@ -17,6 +17,8 @@ runs such operators once, at load time, so they cost nothing per inference.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 from typing import Any
 
@@ -311,6 +313,47 @@ _IN_PLACE = {"ADD": ((0, 1), True), "SUB": ((0, 1), True), "MUL": ((0, 1), True)
              "SOFTMAX": ((0,), True), "RESHAPE": ((0,), False), "SQUEEZE": ((0,), False),
              "EXPAND_DIMS": ((0,), False)}
 _SCALAR_BYTES = 8
+# Operators whose LiteRT kernels size their output only when they run where one of these
+# inputs (a shape, sizes, paddings, multiples, axes) is not a constant
+# (``SetTensorToDynamic``): such an output gets an allocation of its own, held from
+# then on, outside the arena plan.  Only graphs with run-time shapes have them.
+_DYNAMIC_WHEN = {"RESHAPE": (1,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "PAD": (1,), "PADV2": (1,),
+                 "MIRROR_PAD": (1,), "TILE": (1,), "FILL": (0,), "RANGE": (0, 1, 2), "BROADCAST_TO": (1,),
+                 "TRANSPOSE": (1,), "SPLIT_V": (1, 2), "SPLIT": (0,), "EXPAND_DIMS": (1,), "MEAN": (1,),
+                 "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,), "REDUCE_PROD": (1,), "REDUCE_ANY": (1,),
+                 "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,), "RFFT2D": (1,), "ONE_HOT": (1,),
+                 "ARG_MAX": (1,), "ARG_MIN": (1,), "WHERE": (0,), "UNIQUE": (0,),
+                 "NON_MAX_SUPPRESSION_V4": (0,), "NON_MAX_SUPPRESSION_V5": (0,)}
+
+
+# Kernels that compute their output while they are prepared when every input is a
+# constant or was itself computed then (``SetTensorToPersistentRo``): shape arithmetic.
+# SHAPE and RANK always are: an input's shape is known when its consumer is prepared.
+_PREPARE_FOLDS = frozenset({"ADD", "SUB", "MUL", "DIV", "FLOOR_DIV", "CONCATENATION", "PACK", "GATHER", "RANGE",
+                            "RESHAPE", "STRIDED_SLICE", "SLICE", "SQUEEZE", "EXPAND_DIMS", "CAST", "MAXIMUM",
+                            "MINIMUM", "FILL", "SPLIT", "SPLIT_V"})
+
+
+def _dynamic_outputs(ops: list[OperatorInfo], tensors: list[TensorInfo], alias: dict[int, int]) -> set[int]:
+    """The tensors LiteRT allocates one by one at run time (:data:`_DYNAMIC_WHEN`, where
+    the shape-giving input is neither a constant nor folded while preparing; a RESHAPE
+    that runs in place (``alias``) on an arena tensor keeps its input's buffer instead)."""
+    out: set[int] = set()
+    folded: set[int] = set()
+
+    def known(t: int) -> bool:
+        return t < 0 or tensors[t].is_constant or t in folded
+
+    for op in ops:
+        if op.opcode in ("SHAPE", "RANK") or (op.opcode in _PREPARE_FOLDS and all(known(t) for t in op.inputs)):
+            folded.update(t for t in op.outputs if t >= 0)
+            continue
+        rule = _DYNAMIC_WHEN.get(op.opcode)
+        if rule and not all(known(op.inputs[k]) for k in rule if k < len(op.inputs)):
+            if op.opcode == "RESHAPE" and op.outputs and op.outputs[0] in alias and op.inputs[0] not in out:
+                continue
+            out.update(t for t in op.outputs if t >= 0)
+    return out
 
 
 def _in_place(ops: list[OperatorInfo], tensors: list[TensorInfo], graph_inputs: set[int],
@@ -562,6 +605,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     # rules: it never reuses a graph input's buffer, and an operator that can run in
     # place writes its output into an input's buffer (one buffer for both).
     alias = _in_place(ops, tensors, graph_inputs, graph_outputs, readers)
+    dynamic = _dynamic_outputs(ops, tensors, alias)
     buffers: dict[int, list[float]] = {}
     for t in tensors:
         if t.is_constant or (t.index not in producer and t.index not in graph_inputs):
@@ -571,7 +615,12 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         delta[start] += t.nbytes
         delta[max(end, start) + 1] -= t.nbytes
         total_activation += t.nbytes
+        if t.index in dynamic:  # its own allocation, kept (outside the plan)
+            plan_persistent += t.nbytes
+            continue
         root = alias.get(t.index, t.index)
+        if root in dynamic:
+            root = t.index
         held = n - 1 if t.index in graph_inputs else max(end, start)
         span = buffers.setdefault(root, [start, held, tensors[root].nbytes])
         span[0], span[1] = min(span[0], start), max(span[1], held)
@@ -623,12 +672,19 @@ def graph_arrays(source: ModelSource) -> dict[str, Any]:
     return model_arrays(source)[0]
 
 
-def model_arrays(source: ModelSource) -> tuple[dict[str, Any], ModelInfo]:
-    """:func:`graph_arrays` and the :class:`ModelInfo` they were extracted from."""
-    _, info = load_model(source, with_options=True)
+def model_arrays(source: ModelSource, resolve_shapes: bool = True) -> tuple[dict[str, Any], ModelInfo]:
+    """:func:`graph_arrays` and the :class:`ModelInfo` they were extracted from.
+
+    ``resolve_shapes``: a model whose tensors have dimensions unknown until run time
+    (``shape_signature`` -1; the file stores placeholders) gets LiteRT's shapes after one
+    inference, in a child process (:func:`resolve_runtime_shapes`); ``info.shapes_from``
+    says which shapes were used."""
+    data, info = load_model(source, with_options=True)
     if not info.operators:  # only other subgraphs have operators: nothing runs
         label = "model bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
         raise InvalidModelError(f"{label}: the main subgraph of this TFLite model has no operators")
+    if resolve_shapes:
+        resolve_runtime_shapes(data, info)
     arrays = extract_arrays(info)
     for key in VALUE_KEYS:  # a corrupt-but-parseable file must not yield inf/nan
         a = arrays[key]
@@ -636,6 +692,27 @@ def model_arrays(source: ModelSource) -> tuple[dict[str, Any], ModelInfo]:
         if not np.maximum.reduce(np.abs(a), axis=None, initial=0.0) <= _CLIP:
             arrays[key] = np.clip(np.nan_to_num(a, nan=0.0, posinf=_CLIP, neginf=-_CLIP), -_CLIP, _CLIP)
     return arrays, info
+
+
+def resolve_runtime_shapes(data: bytes, info: ModelInfo) -> None:
+    """Replaces the placeholder shapes of subgraph 0's run-time-sized tensors by LiteRT's
+    (in place; nothing to do for a model whose shapes are all static).  Where LiteRT
+    cannot run the model the placeholders stay and ``info.shapes_from`` says why."""
+    from predictors.graph._runtime_shapes import ShapeResolutionError, runtime_shapes
+
+    tensors = info.subgraphs[0].tensors
+    if not any(t.is_dynamic for t in tensors if not t.is_constant):
+        return
+    try:
+        shapes = runtime_shapes(data, len(tensors))
+    except ShapeResolutionError as exc:
+        info.shapes_from = f"placeholders: {exc}"
+        return
+    for i, t in enumerate(tensors):
+        shape = shapes.get(i)
+        if shape is not None and not t.is_constant and tuple(t.shape) != shape:
+            tensors[i] = dataclasses.replace(t, shape=shape)
+    info.shapes_from = "run time"
 
 
 def to_data(arrays: dict[str, Any]):

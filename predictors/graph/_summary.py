@@ -4,14 +4,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from predictors.graph._extract import extract_arrays
+from predictors.graph._extract import extract_arrays, resolve_runtime_shapes
 from predictors.graph._features import ESTIMATES, FEATURE_VERSION, GRAPH_FEATURES, NODE_FEATURES
 from predictors.tflite_model import ModelSource, load_model
 
 
 def summarize(source: ModelSource) -> dict[str, Any]:
     """A JSON-safe summary of a model's graph (no torch needed)."""
-    _, info = load_model(source, with_options=True)
+    data, info = load_model(source, with_options=True)
+    resolve_runtime_shapes(data, info)
     arrays = extract_arrays(info)
     u = arrays["u"][0]
     histogram = Counter(op.opcode for op in info.operators)
@@ -27,4 +28,6 @@ def summarize(source: ModelSource) -> dict[str, Any]:
         "node_feature_dim": len(NODE_FEATURES),
         "graph_feature_dim": len(GRAPH_FEATURES),
         "feature_version": FEATURE_VERSION,
+        # "file", "run time" (LiteRT's, for shapes the file leaves open) or "placeholders: <why>"
+        "shapes": info.shapes_from or "file",
     }

@@ -10,7 +10,8 @@ per cent (``benchmarks/cpu_timing.py``). ``timing`` in every label says which.
 ``arena_kib`` is the activation memory that the interpreter itself plans when no
 delegate is applied: the span of every non-constant tensor's buffer (model tensors
 and the kernels' scratch tensors), read from the interpreter after
-``allocate_tensors()``.
+``allocate_tensors()``, or, for a model with shapes only known at run time
+(``shape_signature`` -1), after one inference, when the kernels have sized them.
 
 Latency is timed the way a user runs the file: the interpreter with its default
 delegates, so a custom operator the XNNPACK delegate implements (MediaPipe's
@@ -274,7 +275,16 @@ class LiteRTCPUTarget(Target):
         except TargetError as exc:
             arena_error = str(exc)
         else:
-            arena = arena_bytes(plain, constants)
+            if any(t.is_dynamic for t in info.tensors if not t.is_constant):
+                # shapes known only at run time: the kernels size those tensors (and their
+                # temporaries) when they run, so the arena is read after one inference
+                _fill_inputs(plain, self.seed)
+                try:
+                    plain.invoke()
+                except Exception as exc:
+                    arena_error = f"{self.name}: the arena's set-up failed while running the model: {exc}"
+            if arena_error is None:
+                arena = arena_bytes(plain, constants)
             del plain
 
         interpreter = self._interpreter(data, delegates=True)

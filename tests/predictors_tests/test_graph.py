@@ -530,3 +530,38 @@ def test_one_network_in_every_regime_has_one_graph_structure_and_one_mac_count()
     # float16 weights take half the bytes of float32 ones
     ratio = graphs["float16"].u[0, GCOL["total_weight_bytes"]] / graphs["float32"].u[0, GCOL["total_weight_bytes"]]
     assert ratio == pytest.approx(0.5, rel=0.02)
+
+
+def test_shapes_left_open_in_the_file_are_the_interpreters_at_run_time():
+    """A file with an unknown batch stores placeholders (1) for every dimension after it: an
+    STFT of 4,096 samples reads as one frame.  LiteRT's shapes after one inference give
+    the 31 frames: the FULLY_CONNECTED's MACs are 31 x 129 x 16, not 129 x 16."""
+    from pathlib import Path
+
+    from predictors.graph._extract import model_arrays
+    from predictors.tflite_model import builtin_operator_names
+
+    path = Path(__file__).resolve().parents[1] / "data" / "stft_unknown_batch.tflite"
+    fc = {v: k for k, v in builtin_operator_names().items()}["FULLY_CONNECTED"]
+    macs = NODE_FEATURES.index("macs")
+    arrays, info = model_arrays(path)
+    assert info.shapes_from == "run time"
+    assert arrays["x"][arrays["op_type"] == fc, macs].tolist() == [31 * 129 * 16]
+    placeholders, info = model_arrays(path, resolve_shapes=False)
+    assert info.shapes_from == ""
+    assert placeholders["x"][placeholders["op_type"] == fc, macs].tolist() == [129 * 16]
+
+
+def test_shapes_litert_cannot_resolve_stay_placeholders_and_predict_says_so(monkeypatch):
+    from pathlib import Path
+
+    from predictors.graph import _runtime_shapes
+    from predictors.predictor import PredictionWarning, load_predictor
+
+    def refuse(data, count, timeout_s=120.0):
+        raise _runtime_shapes.ShapeResolutionError("no kernel for it")
+
+    monkeypatch.setattr(_runtime_shapes, "runtime_shapes", refuse)
+    path = Path(__file__).resolve().parents[1] / "data" / "stft_unknown_batch.tflite"
+    with pytest.warns(PredictionWarning, match="could not run the model to tell them \\(no kernel for it\\)"):
+        load_predictor("perfsage-cpu-litert").predict(path)

@@ -174,3 +174,35 @@ def test_mediapipes_arena_is_the_extractors_peak_and_persistent_bytes(fast_targe
     estimate = graph_arrays(data)["est"][0, ESTIMATES.index("arena_plan_bytes")]
     arena = fast_target.measure(data)["arena_kib"] * 1024
     assert estimate == pytest.approx(arena, rel=1e-3)
+
+
+def _stft_unknown_batch() -> bytes:
+    """``tests/data/stft_unknown_batch.tflite``: ``log(|stft(x, 256, 128)| @ ones(129, 16))``
+    converted from a ``tf.function`` with input signature ``[None, 4096]``; the converter
+    leaves every dimension after the unknown batch open (placeholders of 1 in the file)."""
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[2] / "data" / "stft_unknown_batch.tflite").read_bytes()
+
+
+def test_a_run_time_shaped_models_arena_is_read_after_an_inference(fast_target):
+    """Where the kernels size tensors only when they run (31 frames of 256 samples here, 1 in
+    the file), the arena is what the interpreter holds after an inference, not after
+    ``allocate_tensors``; the extractor's plan, on LiteRT's run-time shapes, tensors sized
+    at run time kept outside it, comes within 15 % (the interpreter re-plans per segment)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from predictors.graph import ESTIMATES, graph_arrays
+    from predictors.targets.litert import arena_bytes
+
+    data = _stft_unknown_batch()
+    info = inspect_model(data)
+    constants = {t.index for t in info.tensors if t.is_constant}
+    plain = Interpreter(model_content=data, num_threads=1,
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    plain.allocate_tensors()
+    before = arena_bytes(plain, constants)
+    arena = fast_target.measure(data)["arena_kib"] * 1024
+    assert arena > 3 * before
+    estimate = graph_arrays(data)["est"][0, ESTIMATES.index("arena_plan_bytes")]
+    assert estimate == pytest.approx(arena, rel=0.15)
