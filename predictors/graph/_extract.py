@@ -18,7 +18,6 @@ runs such operators once, at load time, so they cost nothing per inference.
 from __future__ import annotations
 
 import dataclasses
-
 import functools
 from typing import Any
 
