@@ -536,7 +536,10 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
             *f_out, *f_in, *work,
         ]
         node_scratch, node_persistent, scratch, persistent = _kernel_scratch(op, tensors, act_in, out)
-        row += (node_scratch + converted_scratch, node_persistent + converted)
+        # a conversion made every inference (a densified float16 weight to float32) is the
+        # plain interpreter's, in the arena plan only: a delegate (XNNPACK, how latency is
+        # timed) converts static weights once, so it is no per-inference work to learn from
+        row += (node_scratch, node_persistent + converted)
         plan_scratch.append(scratch + converted_scratch)
         plan_persistent += persistent + converted
         dense.append(row)

@@ -12,8 +12,10 @@ import hashlib
 FEATURE_SCHEMA = 8
 # 8: shapes a file leaves open (shape_signature -1, stored as placeholders) are LiteRT's
 #    after one inference (graph.model_arrays); arena_plan_bytes keeps the tensors the
-#    kernels size at run time outside the plan.  Graphs with static shapes (every
-#    committed one) are unchanged.
+#    kernels size at run time outside the plan.  A conversion made every inference (a
+#    densified float16 weight to float32: sparse float16 files) is in arena_plan_bytes
+#    only, no longer in its consumer's scratch_bytes.  Graphs with static shapes and
+#    dense weights (every committed one) are unchanged.
 # 7: the hybrid kernels' scratch (dynamic range: int8 input copies, per-row scales and
 #    zero points, int32 accumulators; weight row sums for the model's lifetime) in
 #    scratch_bytes / persistent_scratch_bytes: graphs of other regimes are unchanged.
