@@ -565,3 +565,24 @@ def test_shapes_litert_cannot_resolve_stay_placeholders_and_predict_says_so(monk
     path = Path(__file__).resolve().parents[1] / "data" / "stft_unknown_batch.tflite"
     with pytest.warns(PredictionWarning, match="could not run the model to tell them \\(no kernel for it\\)"):
         load_predictor("perfsage-cpu-litert").predict(path)
+
+
+def test_a_sparse_float16_weights_per_inference_conversion_is_no_nodes_work():
+    """MediaPipe's sparse face detector densifies float16 weights and converts them to
+    float32 on every inference in the plain interpreter (1.85 MB, counted here from the
+    file's DENSIFY -> DEQUANTIZE chains): arena (``arena_plan_bytes``, equal to LiteRT's in
+    test_litert), but no node's ``scratch_bytes``: XNNPACK, which latency is timed with,
+    converts static weights once."""
+    from pathlib import Path
+
+    from predictors.graph import graph_arrays
+    from predictors.tflite_model import load_model
+
+    path = Path(__file__).resolve().parents[1] / "data" / "thirdparty" / "face_detection_full_range_sparse.tflite"
+    _, info = load_model(path)
+    producer = {t: op for op in info.operators for t in op.outputs}
+    conversions = sum(info.tensors[op.outputs[0]].nbytes for op in info.operators
+                      if op.opcode == "DEQUANTIZE" and getattr(producer.get(op.inputs[0]), "opcode", "") == "DENSIFY")
+    assert conversions > 1.8e6
+    scratch = graph_arrays(path)["x"][:, NODE_FEATURES.index("scratch_bytes")].sum()
+    assert scratch < conversions  # the kernels' own temporaries alone (about 1 MB)
