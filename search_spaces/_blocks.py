@@ -22,11 +22,16 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def activation(keras: Any, x: Any, kind: str | None) -> Any:
-    """ReLU, ReLU6 (fused into the convolution in TFLite), hard-swish (HARD_SWISH) or
-    swish (LOGISTIC and MUL; the generic space's, not in :data:`ACTIVATIONS`)."""
+    """ReLU, ReLU6 (fused into the convolution in TFLite), hard-swish (HARD_SWISH),
+    swish (LOGISTIC and MUL; the generic space's), PReLU (one slope per channel, shared
+    over the other axes) or leaky ReLU (0.1); the last three are not in :data:`ACTIVATIONS`."""
     layers = keras.layers
     if kind is None:
         return x
+    if kind == "prelu":
+        return layers.PReLU(shared_axes=list(range(1, len(x.shape) - 1)) or None)(x)
+    if kind == "leaky_relu":
+        return layers.LeakyReLU(0.1)(x)
     if kind == "relu":
         return layers.ReLU()(x)
     if kind == "relu6":

@@ -145,14 +145,7 @@ class BreadthSpace(SearchSpace):
         return getattr(self, f"_{arch['family']}")(arch, inputs, keras)
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _act(keras: Any, x: Any, kind: str | None) -> Any:
-        layers = keras.layers
-        if kind == "prelu":
-            return layers.PReLU(shared_axes=list(range(1, len(x.shape) - 1)) or None)(x)
-        if kind == "leaky_relu":
-            return layers.LeakyReLU(0.1)(x)
-        return _blocks.activation(keras, x, kind)
+    _act = staticmethod(_blocks.activation)
 
     def _conv(self, keras: Any, x: Any, filters: int, kernel: Any = 1, strides: Any = 1, act: str | None = None,
               **kw: Any) -> Any:

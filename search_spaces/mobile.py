@@ -189,11 +189,13 @@ class MobileSpace(SearchSpace):
         return getattr(self, f"_{arch['family']}")(arch, inputs, keras)
 
     # ------------------------------------------------------------------ helpers
+    _act = staticmethod(_blocks.activation)
+
     @staticmethod
-    def _act(keras: Any, x: Any, kind: str | None) -> Any:
-        if kind == "prelu":
-            return keras.layers.PReLU(shared_axes=[1, 2])(x)
-        return _blocks.activation(keras, x, kind)
+    def _crop_to(keras: Any, x: Any, ref: Any) -> Any:
+        """``x`` cropped at the bottom and right to ``ref``'s height and width (an upsampled odd map)."""
+        dh, dw = int(x.shape[1]) - int(ref.shape[1]), int(x.shape[2]) - int(ref.shape[2])
+        return keras.layers.Cropping2D(((0, dh), (0, dw)))(x) if dh or dw else x
 
     def _conv(self, keras: Any, x: Any, filters: int, kernel: Any = 1, strides: int = 1, act: str | None = None,
               padding: str = "same") -> Any:
@@ -251,9 +253,7 @@ class MobileSpace(SearchSpace):
                 u = layers.Conv2DTranspose(c, 2, strides=2, padding="same")(coarse)
             else:
                 u = self._conv(keras, layers.UpSampling2D(2, interpolation=up)(coarse), c, 1, act=arch["activation"])
-            if tuple(u.shape[1:3]) != tuple(fine.shape[1:3]):  # odd maps: crop the upsampled one
-                u = layers.Cropping2D(((0, int(u.shape[1]) - int(fine.shape[1])),
-                                       (0, int(u.shape[2]) - int(fine.shape[2]))))(u)
+            u = self._crop_to(keras, u, fine)
             fine = self._act(keras, layers.Add()([fine, u]), arch["activation"])
         boxes, scores = [], []
         a, coords = arch["anchors"], arch["coords"]
@@ -293,9 +293,7 @@ class MobileSpace(SearchSpace):
             c = int(skip.shape[-1])
             x = layers.UpSampling2D(2, interpolation="bilinear")(x)
             x = _blocks.conv_bn(keras, x, c, 1, act=act)
-            if tuple(x.shape[1:3]) != tuple(skip.shape[1:3]):
-                x = layers.Cropping2D(((0, int(x.shape[1]) - int(skip.shape[1])),
-                                       (0, int(x.shape[2]) - int(skip.shape[2]))))(x)
+            x = self._crop_to(keras, x, skip)
             if arch["pool"] == "mean":
                 gate = layers.GlobalAveragePooling2D(keepdims=True)(skip)
             else:
@@ -306,7 +304,5 @@ class MobileSpace(SearchSpace):
             x = _blocks.dw_bn(keras, x, 3, act=act)
         x = _blocks.conv_bn(keras, x, arch["decoder"], 1, act=act)
         x = layers.Conv2DTranspose(arch["maps"], 2, strides=2, padding="same")(x)
-        if tuple(x.shape[1:3]) != tuple(inputs.shape[1:3]):
-            x = layers.Cropping2D(((0, int(x.shape[1]) - int(inputs.shape[1])),
-                                   (0, int(x.shape[2]) - int(inputs.shape[2]))))(x)
+        x = self._crop_to(keras, x, inputs)
         return layers.Activation("sigmoid", name="maps")(x)
