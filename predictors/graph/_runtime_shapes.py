@@ -5,7 +5,7 @@ placeholder (1) wherever the converter could not infer a dimension, so a 144,000
 audio classifier's spectrogram reads as one frame: its MACs, activations and arena from
 the flatbuffer are a fraction of what runs.  LiteRT resolves those shapes when it
 prepares each operator; this asks it, in a child process (native code may abort on an
-odd file), with the file's own input shapes and seeded random inputs, and returns every
+odd file), with the file's own input shapes and cpu-litert's seeded random inputs, and returns every
 main-subgraph tensor's shape after one inference.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from search_spaces.errors import HwnasError
 
 _CHILD = r"""
 import json, sys
-import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from predictors.targets.litert import _fill_inputs
 
 path, count = sys.argv[1], int(sys.argv[2])
 errors = []
@@ -29,16 +29,7 @@ for kwargs in ({"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_
     try:
         it = Interpreter(model_path=path, num_threads=1, **kwargs)
         it.allocate_tensors()
-        rng = np.random.default_rng(0)
-        for d in it.get_input_details():
-            shape, dtype = [max(int(v), 1) for v in d["shape"]], np.dtype(d["dtype"])
-            if np.issubdtype(dtype, np.integer):
-                value = rng.integers(-128 if np.iinfo(dtype).min < 0 else 0, 127, size=shape, endpoint=True)
-            elif dtype == np.bool_:
-                value = rng.integers(0, 1, size=shape, endpoint=True)
-            else:
-                value = rng.standard_normal(shape)
-            it.set_tensor(d["index"], value.astype(dtype))
+        _fill_inputs(it, 0)  # the inputs cpu-litert measures with
         it.invoke()
         raw, shapes = it._interpreter, {}
         for i in range(count):
