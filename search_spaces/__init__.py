@@ -42,9 +42,11 @@ from search_spaces.fbnet import FBNetSpace
 from search_spaces.generic import GenericSpace
 from search_spaces.breadth import BreadthSpace
 from search_spaces.mobile import MobileSpace
+from search_spaces.audio import AudioSpace
 
 __all__ = [
     "Arch",
+    "AudioSpace",
     "BreadthSpace",
     "MobileSpace",
     "Chooser",

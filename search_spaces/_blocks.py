@@ -23,8 +23,9 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 def activation(keras: Any, x: Any, kind: str | None) -> Any:
     """ReLU, ReLU6 (fused into the convolution in TFLite), hard-swish (HARD_SWISH),
-    swish (LOGISTIC and MUL; the generic space's), PReLU (one slope per channel, shared
-    over the other axes) or leaky ReLU (0.1); the last three are not in :data:`ACTIVATIONS`."""
+    swish (LOGISTIC and MUL; the generic space's), GELU (GELU), PReLU (one slope per
+    channel, shared over the other axes) or leaky ReLU (0.1); the last four are not in
+    :data:`ACTIVATIONS`."""
     layers = keras.layers
     if kind is None:
         return x
@@ -36,7 +37,7 @@ def activation(keras: Any, x: Any, kind: str | None) -> Any:
         return layers.ReLU()(x)
     if kind == "relu6":
         return layers.ReLU(6.0)(x)
-    if kind in ("hard_swish", "swish"):
+    if kind in ("hard_swish", "swish", "gelu"):
         return layers.Activation(kind)(x)
     raise ValueError(f"unknown activation {kind!r}")
 

@@ -60,6 +60,20 @@ def run_litert(tflite: bytes, seed: int = 0) -> list[tuple[int, ...]]:
     return [tuple(int(d) for d in out.shape) for out in outputs]
 
 
+def litert_outputs(tflite: bytes, inputs: np.ndarray) -> list[np.ndarray]:
+    """The LiteRT interpreter's outputs (1 thread) for ``inputs``, in output order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from search_spaces._quiet import native_output_captured
+
+    with native_output_captured():
+        interpreter = Interpreter(model_content=tflite, num_threads=1)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], inputs)
+        interpreter.invoke()
+        return [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
+
+
 def png_size(path, dpi: float = 110) -> tuple[float, float]:
     """The (width, height) in inches of a PNG a command wrote, after checking it decodes and is
     not a blank canvas (it has marks of more than a few colours)."""

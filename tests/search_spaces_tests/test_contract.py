@@ -26,6 +26,7 @@ MIN_NPU_SHARE = 0.95  # of Vela's operators, task spaces
 # Seeds of sample() that give small networks (about a second or less to export),
 # picked from seeds 0-49; any seed gives a valid arch, these keep the default run quick.
 SMALL_SEEDS = {
+    "audio": 34,
     "breadth": 35,
     "fbnet": 20,
     "image_classification": 11,
@@ -52,7 +53,7 @@ def test_the_issue_spaces_are_registered():
 
 
 def test_unknown_space_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="unknown search space 'mobilenet'; choose one of: breadth, fbnet, "):
+    with pytest.raises(UnknownNameError, match="unknown search space 'mobilenet'; choose one of: audio, breadth, fbnet, "):
         search_spaces.get("mobilenet")
 
 

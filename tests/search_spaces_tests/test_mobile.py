@@ -8,6 +8,7 @@ import pytest
 
 import search_spaces
 from search_spaces.export import to_tflite
+from tests.search_spaces_tests.helpers import litert_outputs
 
 SPACE = search_spaces.get("mobile")
 BLAZE = {"activation": "prelu", "padding": "explicit", "stem_channels": 16, "blaze": "double", "kernel": 5,
@@ -31,19 +32,6 @@ ARCHS = {  # small archs, each family; the operators the converter must make of 
 }
 
 
-def _litert_outputs(tflite: bytes, inputs: np.ndarray) -> list[np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    from search_spaces._quiet import native_output_captured
-
-    with native_output_captured():
-        interpreter = Interpreter(model_content=tflite, num_threads=1)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], inputs)
-        interpreter.invoke()
-        return [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
-
-
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_each_family_exports_its_operators_and_litert_computes_what_keras_does(name):
     from predictors.tflite_model import inspect_model
@@ -59,7 +47,7 @@ def test_each_family_exports_its_operators_and_litert_computes_what_keras_does(n
     outputs = model(x, training=False)
     want = sorted((np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])),
                   key=lambda a: a.shape)
-    got = sorted(_litert_outputs(tflite, x), key=lambda a: a.shape)
+    got = sorted(litert_outputs(tflite, x), key=lambda a: a.shape)
     assert [a.shape for a in got] == [a.shape for a in want]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4 * float(np.abs(w).max() + 1))
