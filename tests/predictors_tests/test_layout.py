@@ -41,10 +41,11 @@ def stored():
     with DatasetStore(COMMITTED) as store:
         sizes = {r["arch_id"]: r["tflite_bytes"] for r in store.network_rows()}
         for space in SPACES:
-            ids = [r["arch_id"] for r in store.rows([space], with_tflite=False) if r["quantize"] == "int8"]
-            wanted = set(rng.sample(ids, 3))
-            out += [(space, r, sizes[r["arch_id"]]) for r in store.rows([space])
-                    if r["arch_id"] in wanted and r["quantize"] == "int8"]
+            rows = [r for r in store.rows([space], with_tflite=False) if r["quantize"] == "int8"]
+            picked = {r["arch_id"]: r for r in rng.sample(rows, 3)}
+            for arch_id, data in store.graphs(picked):  # only these are decoded
+                picked[arch_id]["tflite"] = data
+            out += [(space, r, sizes[r["arch_id"]]) for r in rows if r["arch_id"] in picked]
     return out
 
 

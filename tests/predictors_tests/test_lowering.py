@@ -48,8 +48,10 @@ def committed_sample():
     with DatasetStore(COMMITTED) as store:
         for space in TASK_SPACES:
             rows = [r for r in store.rows([space], with_tflite=False) if r["quantize"] == "int8"]  # int8 is lowered
-            wanted = {r["arch_id"] for r in rng.sample(rows, 8)}
-            out += [r for r in store.rows([space]) if r["arch_id"] in wanted]
+            picked = {r["arch_id"]: r for r in rng.sample(rows, 8)}
+            for arch_id, data in store.graphs(picked):  # only these are decoded
+                picked[arch_id]["tflite"] = data
+            out += [r for r in rows if r["arch_id"] in picked]
     return out
 
 

@@ -3,24 +3,36 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from predictors.dataset import build_dataset
+from predictors.dataset import DatasetStore
 from predictors.predictor import load_predictor
 from predictors.train import load_graphs, split_by_network, train_predictor
 from search_spaces.errors import HwnasError, UnknownNameError
 from tests.search_spaces_tests.helpers import png_size
 
 SPACE = "keyword_spotting"
+COMMITTED = Path(__file__).parents[2] / "data" / "edgedlperf"
 
 
 @pytest.fixture(scope="module")
 def kws_data(tmp_path_factory):
+    """The first 40 committed keyword-spotting networks with their U55 labels, in a folder
+    of their own (the builder that made them is tested in test_dataset.py)."""
     out = tmp_path_factory.mktemp("kws") / "data"
-    build_dataset(out, SPACE, 40, ["ethos-u55-128"], workers=2, progress=False)
+    with DatasetStore(COMMITTED) as committed:
+        first = set(committed.first(SPACE, 40))
+        rows = [r for r in committed.rows([SPACE], with_tflite=False) if r["arch_id"] in first]
+        graphs = dict(committed.graphs(first))
+    with DatasetStore(out, create=True) as store:
+        for r in rows:
+            store.add_network(arch_id=r["arch_id"], space=SPACE, arch=r["arch"], seed=r["seed"], status="ok",
+                              tflite=graphs[r["arch_id"]],
+                              labels={"ethos-u55-128": {"metrics": r["labels"]["ethos-u55-128"]}})
     return out
 
 
