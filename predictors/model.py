@@ -37,6 +37,10 @@ DEFAULT: dict[str, Any] = {
     "target_transform": "log", "loss": "l1", "lr": 0.003, "batch_size": 64, "epochs": 200,
     "weight_decay": 1e-5, "ensemble": 3, "node_linear": False, "aux_metrics": False,
     "priors": False,
+    # the share of training nodes whose operator type reads as UNKNOWN_OP_TYPE each batch: that
+    # embedding learns "some operator", which a predictor trained so reads for the operator
+    # types no training graph had (0: unseen types keep their untrained embeddings)
+    "unknown_ops": 0.0,
 }
 MODEL_KEYS = ("layers", "hidden", "op_embedding", "aggr", "l2_normalize", "residual", "readout",
               "graph_features", "head", "node_linear")

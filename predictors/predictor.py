@@ -108,6 +108,14 @@ class Predictor:
         # the operator types of the training graphs (None: a predictor from before they were recorded)
         seen = manifest.get("op_types")
         self.op_types_seen: frozenset[int] | None = frozenset(seen) if seen is not None else None
+        # trained with ``unknown_ops``: an operator type no training graph had reads as UNKNOWN_OP_TYPE,
+        # the embedding that learnt "some operator" (else it would keep its untrained one)
+        self._op_map: np.ndarray | None = None
+        if (manifest.get("train_config") or {}).get("unknown_ops") and seen is not None:
+            from predictors.graph._features import NUM_OP_TYPES, UNKNOWN_OP_TYPE
+
+            self._op_map = np.full(NUM_OP_TYPES, UNKNOWN_OP_TYPE, np.int64)
+            self._op_map[sorted(self.op_types_seen)] = sorted(self.op_types_seen)
         self.label_names: list[str] = manifest["label_names"]
         self.normalizer = Normalizer.from_json(manifest["normalizer"])
         self.scaler = LabelScaler.from_json(manifest["label_scaler"])
@@ -225,6 +233,7 @@ class Predictor:
 
         if self.fast:
             x, op_type, edge_index, batch, u = collate(chunk)
+            op_type = self._known_ops(op_type)
             u = self._scale_u(u)
             if self._stacked is not None:
                 x = self._scale_live(x)
@@ -236,7 +245,16 @@ class Predictor:
         b = self.normalizer.transform_batch(
             Batch.from_data_list(chunk, exclude_keys=["y", "yz", "ymask", "space", "arch_id",
                                                       "feature_version", "label_names"]))
-        return [m(b.x, b.op_type, b.edge_index, b.batch, b.u).double().numpy() for m in self.members]
+        op_type = self._known_ops(b.op_type)
+        return [m(b.x, op_type, b.edge_index, b.batch, b.u).double().numpy() for m in self.members]
+
+    def _known_ops(self, op_type):
+        """Operator types (a tensor or an array) with those no training graph had read as unknown."""
+        if self._op_map is None:
+            return op_type
+        if isinstance(op_type, np.ndarray):
+            return self._op_map[op_type]
+        return self._torch.from_numpy(self._op_map)[op_type]
 
     def _predict_small(self, arrays: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict_graphs` for a few small graphs, on :class:`NumpyStacked`."""
@@ -252,11 +270,12 @@ class Predictor:
         if len(arrays) == 1:  # one search candidate: its arrays as they are (scale copies x and u)
             a = arrays[0]
             x, u, op_type, edge_index = net.scale(a["x"], 0), net.scale(a["u"], 1), a["op_type"], a["edge_index"]
+            op_type = self._known_ops(op_type)
         else:
             offsets = np.cumsum([0] + sizes[:-1])
             x = net.scale(np.concatenate([a["x"] for a in arrays]), 0)
             u = net.scale(np.concatenate([a["u"] for a in arrays]), 1)
-            op_type = np.concatenate([a["op_type"] for a in arrays])
+            op_type = self._known_ops(np.concatenate([a["op_type"] for a in arrays]))
             edge_index = np.concatenate([a["edge_index"] + o for a, o in zip(arrays, offsets)], axis=1)
         return self._ensemble_stats(net(x, op_type, edge_index, sizes, u), raw)  # [E, B, M]
 

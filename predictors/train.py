@@ -262,6 +262,8 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
     import torch
     from torch_geometric.loader import DataLoader
 
+    from predictors.graph._features import UNKNOWN_OP_TYPE
+
     model.to(device)
 
     torch.manual_seed(seed)
@@ -277,6 +279,8 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
     scaler_t = (torch.tensor(scaler.mean, dtype=torch.float32, device=device),
                 torch.tensor(scaler.std, dtype=torch.float32, device=device), scaler.log)
     best, best_state, history = math.inf, copy.deepcopy(model.state_dict()), []
+    unknown = float(cfg.get("unknown_ops") or 0.0)
+    unknown_gen = torch.Generator().manual_seed(seed + 1)
     bar = _bar(epochs, f"member {member}", progress)
     for epoch in range(epochs):
         model.train()
@@ -284,7 +288,11 @@ def _fit_member(model, train, val, cfg: dict, scaler, seed: int, epochs: int, pr
         for b in loader:
             b = b.to(device)
             opt.zero_grad()
-            loss = _loss(model(b.x, b.op_type, b.edge_index, b.batch, b.u), b, scaler_t, cfg["loss"])
+            op_type = b.op_type
+            if unknown:  # some nodes read as "an operator" (model.DEFAULT["unknown_ops"])
+                hide = (torch.rand(op_type.shape, generator=unknown_gen) < unknown).to(op_type.device)
+                op_type = op_type.masked_fill(hide, UNKNOWN_OP_TYPE)
+            loss = _loss(model(b.x, op_type, b.edge_index, b.batch, b.u), b, scaler_t, cfg["loss"])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             opt.step()

@@ -356,3 +356,30 @@ def test_novelty_names_what_no_training_graph_had_and_nothing_on_committed_graph
     for row in rows:  # what the shipped predictors were trained on is never called unseen
         for p in shipped:
             assert p.novelty(graph_arrays(row["tflite"])) == [], (p.name, row["space"])
+
+
+def test_a_predictor_trained_with_unknown_ops_reads_every_unseen_operator_as_one(kws_data, int8_model, tmp_path):
+    """``unknown_ops``: training reads some nodes' operator types as UNKNOWN_OP_TYPE, and the
+    predictor reads any type no training graph had as that one (two unseen types, one
+    prediction, on the torch and the NumPy paths); without it they keep their own untrained
+    embeddings and give two predictions."""
+    from predictors.graph import UNKNOWN_OP_TYPE, graph_arrays, to_data
+
+    config = {"ensemble": 2, "epochs": 3}
+    with_unknown, _ = train_predictor([kws_data], tmp_path / "u", config=dict(config, unknown_ops=0.1),
+                                      progress=False)
+    plain, _ = train_predictor([kws_data], tmp_path / "p", config=config, progress=False)
+    unseen = sorted(set(range(UNKNOWN_OP_TYPE)) - with_unknown.op_types_seen - plain.op_types_seen)[-2:]
+    base = graph_arrays(int8_model)
+
+    def renamed(t):
+        arrays = dict(base, op_type=base["op_type"].copy())
+        arrays["op_type"][0] = t
+        return arrays
+
+    for predictor, same in ((with_unknown, True), (plain, False)):
+        small = [predictor.predict_arrays([renamed(t)])[0] for t in (*unseen, UNKNOWN_OP_TYPE)]  # NumPy
+        graphs = predictor.predict_graphs([to_data(renamed(t)) for t in unseen])[0]  # torch
+        assert (small[0] == small[1] == small[2]) is same
+        assert np.array_equal(graphs[0], graphs[1]) is same
+    assert with_unknown.predict_arrays([base])[0] != with_unknown.predict_arrays([renamed(unseen[0])])[0]
