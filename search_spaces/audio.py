@@ -64,18 +64,9 @@ def _fft_length(frame: int) -> int:
     return 1 << (frame - 1).bit_length()
 
 
-def _frames(arch: dict) -> tuple[int, int]:
-    """(frames, features) of the front end's output."""
-    n, frame = arch["samples"], arch["frame"]
-    hop = frame // arch["hop"]
-    if arch["frontend"] == "raw":
-        return _raw_plan(arch)[-1][2], arch["mels"]
-    return 1 + (n - frame) // hop, arch["mels"]
-
-
-def _raw_plan(arch: dict) -> list[tuple[int, int, int]]:
-    """The raw encoder's convolutions: (kernel, stride, frames after it), until the
-    total stride reaches the hop."""
+def _raw_plan(arch: dict) -> list[tuple[int, int]]:
+    """The raw encoder's convolutions, (kernel, stride) each, until the total stride
+    reaches the hop (or fewer than 8 frames are left)."""
     hop = arch["frame"] // arch["hop"]
     kernel = max(10, arch["frame"] // 10)
     stride = kernel // 2
@@ -84,7 +75,7 @@ def _raw_plan(arch: dict) -> list[tuple[int, int, int]]:
     while True:
         length = (length - kernel) // stride + 1
         total *= stride
-        plan.append((kernel, stride, length))
+        plan.append((kernel, stride))
         if total * 2 > hop or length < 8:
             return plan
         kernel, stride = 3, 2
@@ -228,10 +219,9 @@ class AudioSpace(SearchSpace):
         conv1d = layers.Conv1D  # (the lowering's stand-in has no Conv1D: such networks are exported)
         Stft, PowerOfHalves, MelLog, Normalize = _layers(keras)
         frame, hop, mels = arch["frame"], arch["frame"] // arch["hop"], arch["mels"]
-        bins = frame // 2 + 1
+        bins = (_fft_length(frame) if arch["frontend"] == "stft" else frame) // 2 + 1
         act = arch["activation"]
         if arch["frontend"] == "stft":
-            bins = _fft_length(frame) // 2 + 1
             x = Stft(frame, hop, arch["magnitude"] == "power")(inputs)
         elif arch["frontend"] == "conv":
             x = layers.Reshape((arch["samples"], 1))(inputs)
@@ -241,7 +231,7 @@ class AudioSpace(SearchSpace):
             x = PowerOfHalves(bins, arch["magnitude"] == "magnitude")(x)
         else:
             x = layers.Reshape((arch["samples"], 1))(inputs)
-            for kernel, stride, _ in _raw_plan(arch):
+            for kernel, stride in _raw_plan(arch):
                 x = self._act(keras, conv1d(mels, kernel, strides=stride)(x), act)
         if arch["frontend"] != "raw":
             x = MelLog(bins, mels, arch["mel_op"] == "matmul", arch["log"] == "db")(x)
@@ -258,8 +248,7 @@ class AudioSpace(SearchSpace):
 
     def _cnn(self, arch: dict, x: Any, keras: Any) -> Any:
         layers, act = keras.layers, arch["activation"]
-        frames, features = _frames(arch)
-        x = layers.Reshape((frames, features, 1))(x)
+        x = layers.Reshape((*x.shape[1:], 1))(x)
         c = arch["channels"]
         for _ in range(arch["blocks"]):
             x = self._act(keras, layers.Conv2D(c, 3, padding="same")(x), act)
@@ -270,8 +259,7 @@ class AudioSpace(SearchSpace):
 
     def _dscnn(self, arch: dict, x: Any, keras: Any) -> Any:
         layers, act = keras.layers, arch["activation"]
-        frames, features = _frames(arch)
-        x = layers.Reshape((frames, features, 1))(x)
+        x = layers.Reshape((*x.shape[1:], 1))(x)
         c = arch["channels"]
         x = _blocks.conv_bn(keras, x, c, (10, 4), 2, act)
         for _ in range(arch["blocks"]):
@@ -291,7 +279,7 @@ class AudioSpace(SearchSpace):
 
     def _mlp(self, arch: dict, x: Any, keras: Any) -> Any:
         layers, act = keras.layers, arch["activation"]
-        frames = _frames(arch)[0]
+        frames = int(x.shape[1])
         if frames > MLP_FRAMES:  # a window of embeddings, as a wake-word head reads
             x = layers.AveragePooling1D(-(-frames // MLP_FRAMES))(x)
         x = layers.Flatten()(x)
