@@ -43,6 +43,7 @@ from search_spaces.generic import GenericSpace
 from search_spaces.breadth import BreadthSpace
 from search_spaces.mobile import MobileSpace
 from search_spaces.audio import AudioSpace
+from search_spaces.streaming import StreamingSpace
 
 __all__ = [
     "Arch",
@@ -63,6 +64,7 @@ __all__ = [
     "Option",
     "SearchSpace",
     "SearchSpaceError",
+    "StreamingSpace",
     "SuperResolutionSpace",
     "from_encoded",
     "get",

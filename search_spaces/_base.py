@@ -109,6 +109,9 @@ class Chooser(ABC):
         self._store(name, index, value)
         return value
 
+    def skip(self, name: str, index: int, why: str) -> None:
+        """Entry ``index`` of list field ``name`` has no choice here (it stays null)."""
+
     def finish(self) -> dict[str, Any]:
         return self.arch
 
@@ -196,6 +199,10 @@ class ValidatingChooser(Chooser):
             why = f" ({per})" if per else ""
             raise self.error(f"{name!r} has {len(value)} values, expected {count}{why}")
         return super().items(name, count, per)
+
+    def skip(self, name: str, index: int, why: str) -> None:
+        if self._raw(name, index) is not None:
+            raise self.error(f"{_field(name, index)!r} must be null ({why}), got {self._raw(name, index)!r}")
 
     def _choice(self, name, choices, index):
         raw = self._raw(name, index)

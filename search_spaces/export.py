@@ -151,6 +151,9 @@ def to_tflite(
                         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
                         converter.inference_input_type = tf.int8
                         converter.inference_output_type = tf.int8
+                        # a streaming model's state (resource variables) in int8 too, as
+                        # microWakeWord's files have it; no effect on a model without state
+                        converter._experimental_variable_quantization = True
                     elif quantize == "int16x8":
                         converter.optimizations = [tf.lite.Optimize.DEFAULT]
                         converter.representative_dataset = calibration

@@ -35,6 +35,7 @@ SMALL_SEEDS = {
     "mobile": 16,
     "nasbench201": 0,
     "object_detection": 34,
+    "streaming": 49,
     "super_resolution": 11,
 }
 
