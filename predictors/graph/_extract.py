@@ -540,7 +540,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         # plain interpreter's, in the arena plan only: a delegate (XNNPACK, how latency is
         # timed) converts static weights once, so it is no per-inference work to learn from
         row += (node_scratch, node_persistent + converted)
-        plan_scratch.append(scratch + converted_scratch)
+        plan_scratch.append(_aligned(scratch) + _aligned(converted_scratch))
         plan_persistent += persistent + converted
         dense.append(row)
         # the one-hot and option columns, a few per operator: (row, column) pairs set to values
@@ -624,7 +624,7 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
         if root in dynamic:
             root = t.index
         held = n - 1 if t.index in graph_inputs else max(end, start)
-        span = buffers.setdefault(root, [start, held, tensors[root].nbytes])
+        span = buffers.setdefault(root, [start, held, _aligned(tensors[root].nbytes)])
         span[0], span[1] = min(span[0], start), max(span[1], held)
     live = np.cumsum(delta[:n])
     x[:, col["live_activation_bytes"]] = live
@@ -660,6 +660,12 @@ def extract_arrays(info: ModelInfo) -> dict[str, Any]:
     est = np.zeros((1, len(ESTIMATES)), dtype=np.float64)
     est[0, ESTIMATES.index("arena_plan_bytes")] = arena
     return {"x": x, "op_type": op_type, "edge_index": edge_index, "edge_attr": edge_attr, "u": u, "est": est}
+
+
+def _aligned(nbytes: float) -> float:
+    """A buffer's room in LiteRT's arena: every allocation starts at a multiple of 64 bytes
+    (``kDefaultTensorAlignment``)."""
+    return float(-(-int(nbytes) // 64) * 64)
 
 
 VALUE_KEYS = ("x", "edge_attr", "u", "est")  # the arrays of values (the others are indices)

@@ -162,6 +162,21 @@ def test_the_extractors_arena_arithmetic_is_the_interpreters_plan(fast_target, q
     assert estimate == fast_target.measure(data)["arena_kib"] * 1024
 
 
+@pytest.mark.parametrize("quantize", ["int8", "float32"])
+def test_tiny_buffers_take_the_arenas_64_byte_slots(fast_target, quantize):
+    """A streaming network's arena is a few hundred bytes of 8-120-byte tensors, each given a
+    64-byte-aligned slot by LiteRT's planner: the estimate is within one slot of the
+    interpreter's arena (the bytes alone would be hundreds short)."""
+    from predictors.graph import ESTIMATES, graph_arrays
+    from search_spaces.export import to_tflite
+    from tests.search_spaces_tests.test_streaming import SPACE, _arch
+
+    data = to_tflite(SPACE.build(_arch("channels: gru, conv; average"), seed=0), quantize=quantize, num_samples=2)
+    estimate = graph_arrays(data)["est"][0, ESTIMATES.index("arena_plan_bytes")]
+    arena = fast_target.measure(data)["arena_kib"] * 1024
+    assert arena < 2048 and abs(estimate - arena) <= 64, (estimate, arena)
+
+
 @pytest.mark.parametrize("name", ["face_detection_short_range", "hand_recrop", "face_detection_full_range_sparse"])
 def test_mediapipes_arena_is_the_extractors_peak_and_persistent_bytes(fast_target, name):
     """Third-party float16 files (tests/data/thirdparty), one with sparse weights: the
