@@ -203,7 +203,7 @@ class StreamingSpace(SearchSpace):
         _, GruStep, SplitChannels, LastFrames = _layers(keras)
         act = arch["activation"]
         image = arch["layout"] == "image"
-        stride, width = arch["stride"], 3 if arch["layout"] == "image" else 1
+        stride, width = arch["stride"], 3 if image else 1
         x = layers.Reshape((stride, arch["features"], 1) if image else (stride, 1, arch["features"]))(inputs)
         kernel = max(arch["stem_kernel"], stride)
 
