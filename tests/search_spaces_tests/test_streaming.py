@@ -120,25 +120,14 @@ def test_int8_keeps_the_state_in_int8_and_vela_runs_the_variables_on_the_cpu():
     """As microWakeWord's files: the variables are int8 (no DEQUANTIZE around them), and the
     Ethos-U compiles the convolutions for its NPU and the variable operators for its CPU."""
     from predictors import targets
-    from predictors.tflite_model import load_model
+    from predictors.tflite_model import inspect_model
 
     arch = _arch("channels: ds, mix, dilated; flatten")
     tflite = to_tflite(SPACE.build(arch, seed=0), quantize="int8", num_samples=4)
-    import tflite as schema
-
-    model = schema.Model.GetRootAsModel(tflite, 0)
-    graph = model.Subgraphs(0)
-    names = {v: k for k, v in schema.BuiltinOperator.__dict__.items() if not k.startswith("_")}
-    read_types = set()
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
-        assert name not in ("DEQUANTIZE", "QUANTIZE"), name
-        if name == "READ_VARIABLE":
-            read_types.add(graph.Tensors(op.Outputs(0)).Type())
-    assert read_types == {schema.TensorType.INT8}
-    assert model.SubgraphsLength() == 2  # the variables' initialisation, run by CALL_ONCE
+    info = inspect_model(tflite)
+    assert not {"DEQUANTIZE", "QUANTIZE"} & set(info.opcodes), info.opcodes
+    assert {info.tensors[op.outputs[0]].dtype for op in info.operators if op.opcode == "READ_VARIABLE"} == {"INT8"}
+    assert info.num_subgraphs == 2  # the variables' initialisation, run by CALL_ONCE
     measured = targets.get("ethos-u55-128").measure(tflite)
     assert measured["cpu_operators"] >= 4 and measured["npu_operators"] > 0
 
