@@ -67,7 +67,7 @@ def test_lowered_graphs_equal_the_converters_on_committed_networks(committed_sam
 
 
 @pytest.mark.parametrize("name,options", [("nasbench201", {}), ("nasbench201", {"zero_edges": "compute"}),
-                                          ("fbnet", {})])
+                                          ("fbnet", {}), ("generic", {"widths": "any"})])
 def test_lowered_graphs_equal_fresh_exports(name, options):
     from hwnas.export import to_tflite
 

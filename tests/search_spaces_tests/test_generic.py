@@ -93,3 +93,30 @@ def test_samples_cover_both_families_and_every_block():
     assert {a["pool"] for a in archs if a["family"] == "cnn"} == {"gap", "flatten"}
     assert {a["outputs"] for a in archs if a["family"] == "mlp"} == {"2", "10", "100", "same"}
     assert len({SPACE.arch_id(a) for a in archs}) == len(archs)
+
+
+def test_widths_any_draws_integers_in_the_lists_ranges_and_builds_them():
+    from predictors.tflite_model import inspect_model
+    from search_spaces.export import to_tflite
+    from search_spaces.generic import FEATURES, MLP_UNITS
+
+    space = search_spaces.get("generic", widths="any")
+    archs = [space.sample(np.random.default_rng([0, i])) for i in range(40)]
+    mlps = [a for a in archs if a["family"] == "mlp"]
+    widths = [w for a in mlps for w in [a["features"], *a["units"]]]
+    assert any(w not in MLP_UNITS + FEATURES for w in widths)  # not only the round numbers
+    assert all(min(MLP_UNITS) <= u <= max(MLP_UNITS) for a in mlps for u in a["units"])
+    arch = space.decode({"family": "mlp", "activation": "relu", "features": 430, "layers": 2,
+                         "units": [600, 550], "outputs": "2"})
+    assert search_spaces.from_encoded(space.encode(arch))[0].options == {"widths": "any"}
+    info = inspect_model(to_tflite(space.build(arch, seed=0), quantize="float32"))
+    assert [op.opcode for op in info.operators] == ["FULLY_CONNECTED"] * 3
+    assert [info.tensors[op.inputs[1]].shape for op in info.operators] == [(600, 430), (550, 600), (2, 550)]
+    with pytest.raises(InvalidArchError):  # the default space keeps its lists
+        SPACE.decode({**arch, "options": {}})
+
+
+def test_the_default_widths_keep_the_stored_networks_ids():
+    assert SPACE.options == {}  # the option at its default is not part of the options ...
+    arch = SPACE.sample(np.random.default_rng([0, 2]))
+    assert SPACE.arch_id(arch) == "4eb9222daf3ea416"  # ... so a committed network's id is unchanged
