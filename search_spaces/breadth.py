@@ -30,6 +30,21 @@ Four families:
 * ``recurrent``: 1-D convolutions down to 4-16 steps, then a gated recurrent cell
   unrolled over them (per step: two fully connected layers, sigmoid gate, tanh
   candidate, the gated mix), the last state into a classifier.
+* ``cell`` (only with the option ``families=cell`` or ``families=all``): a NASNet /
+  DARTS-style cell network.  A stem convolution, 0-2 reduction cells, then three stages
+  of 1-3 normal cells with a reduction cell between them; a cell preprocesses its two
+  predecessors (activation, 1x1 convolution; a factorised reduction of the older one
+  when it is twice the size: two strided 1x1 paths, one shifted by a pad and a crop),
+  computes 2-5 nodes, each the sum of two operations on earlier states (separable
+  convolution 3x3/5x5/7x7 applied twice, dilated separable convolution 3x3/5x5, 3x3
+  average or max pooling, identity), and concatenates the nodes.  A normal cell and a
+  reduction cell each have their own genotype.  This is where stride-1 'same' pooling on
+  small maps, long chains of depthwise/pointwise pairs, stand-alone activations, pads
+  and crops, and graphs of several hundred operators come from: NASNetMobile was 28 %
+  off on the U55 after the nasbench201 cells taught it larger pools.
+
+Option ``families``: ``classic`` (the default: the first four families; the draws and
+every stored ``arch_id`` as before), ``cell`` (cell networks only) or ``all``.
 
 Every operator is int8-quantisable; most run on the Ethos-U NPU under Vela 5.2.  What
 Vela places on the CPU is labelled with ``cpu_operators`` counted (docs/search-spaces.md).
@@ -39,9 +54,10 @@ from __future__ import annotations
 from typing import Any
 
 from search_spaces import _blocks
-from search_spaces._base import Chooser, SearchSpace, register_space
+from search_spaces._base import Chooser, Option, SearchSpace, parse_name, register_space
 
 FAMILIES = ("branchy", "unet", "temporal", "recurrent")
+FAMILY_SETS = {"classic": FAMILIES, "cell": ("cell",), "all": FAMILIES + ("cell",)}
 ACTIVATIONS = ("relu", "relu6", "prelu", "leaky_relu", "hard_swish")
 # branchy
 RESOLUTIONS = (33, 47, 57, 64, 75, 96, 111, 128)
@@ -73,6 +89,13 @@ TCN_KERNELS = (2, 3, 5)
 TCN_PADDING = ("same", "causal")
 STEPS = (4, 8, 12, 16)
 UNITS = (16, 32, 48, 64, 128)
+# cell
+CELL_RESOLUTIONS = (32, 47, 64, 75, 96, 111, 128)  # above 47 the stem convolution has stride 2
+CELL_CHANNELS = (8, 11, 16, 22, 32, 44)  # C of the first stage's cells (doubled by every reduction)
+CELL_STEM_REDUCTIONS = (0, 2)  # inclusive range: reduction cells between the stem and stage 1
+CELL_REPEATS = (1, 3)  # inclusive range: normal cells per stage
+CELL_NODES = (2, 5)  # inclusive range
+CELL_OPS = ("sep3", "sep5", "sep7", "dil3", "dil5", "avg3", "max3", "skip")
 
 
 @register_space
@@ -84,11 +107,36 @@ class BreadthSpace(SearchSpace):
         "Breadth networks: Inception, fire, ShuffleNet, ResNeXt, dilated, narrow-bottleneck and attention "
         "stages at odd sizes, U-Nets, temporal convolutions and unrolled recurrent cells: training breadth"
     )
-    option_specs: dict = {}
+    option_specs = {
+        "families": Option("classic", parse_name(tuple(FAMILY_SETS)),
+                           "give classic (branchy, unet, temporal, recurrent), cell (NASNet/DARTS-style "
+                           "cell networks) or all"),
+    }
+
+    def _resolve_options(self, options: dict[str, Any], given: Any) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if v != self.option_specs[k].default}  # stored ids stay
 
     def _draw(self, ch: Chooser) -> None:
-        family = ch.choice("family", FAMILIES)
+        family = ch.choice("family", FAMILY_SETS[self.options.get("families", "classic")])
         ch.choice("activation", ACTIVATIONS)
+        if family == "cell":
+            ch.choice("resolution", CELL_RESOLUTIONS)
+            ch.choice("in_channels", IN_CHANNELS)
+            ch.choice("channels", CELL_CHANNELS)
+            ch.integer("stem_reductions", *CELL_STEM_REDUCTIONS)
+            ch.integer("repeats", *CELL_REPEATS)
+            for kind in ("normal", "reduce"):
+                nodes = ch.integer(f"{kind}_nodes", *CELL_NODES)
+                per = f"one per node; '{kind}_nodes' is {nodes}"
+                for name in ("op_a", "op_b", "in_a", "in_b"):
+                    ch.items(f"{kind}_{name}", nodes, per)
+                for i in range(nodes):  # inputs: 0 the older predecessor, 1 the newer, 2 + j node j
+                    ch.choice(f"{kind}_op_a", CELL_OPS, index=i)
+                    ch.choice(f"{kind}_op_b", CELL_OPS, index=i)
+                    ch.integer(f"{kind}_in_a", 0, i + 1, index=i)
+                    ch.integer(f"{kind}_in_b", 0, i + 1, index=i)
+            ch.choice("classes", CLASSES)
+            return
         if family == "branchy":
             ch.choice("resolution", RESOLUTIONS)
             ch.choice("in_channels", IN_CHANNELS)
@@ -233,6 +281,76 @@ class BreadthSpace(SearchSpace):
             t = layers.Add()([t, a])
             return layers.Reshape((h, w, width))(t)
         raise ValueError(f"unknown block {kind!r}")
+
+    # ------------------------------------------------------------------ cell
+    def _cell(self, arch: dict, inputs: Any, keras: Any) -> Any:
+        layers = keras.layers
+        act, c = arch["activation"], arch["channels"]
+        stride = 2 if arch["resolution"] > 47 else 1
+        x = self._conv(keras, inputs, 3 * c, 3, stride)  # DARTS's stem: 3C maps, no activation
+        cells = [("reduce", c)] * arch["stem_reductions"]  # NASNet's stem cells keep the width
+        for stage in range(3):
+            cells += [("normal", c * 2 ** stage)] * arch["repeats"]
+            cells += [("reduce", c * 2 ** (stage + 1))] if stage < 2 else []
+        s0 = s1 = x
+        shrunk = False  # s0 is twice s1's size (the cell before was a reduction)
+        for kind, width in cells:
+            out = self._one_cell(keras, arch, kind, s0, s1, width, act, shrunk)
+            s0, s1, shrunk = s1, out, kind == "reduce"
+        x = self._act(keras, s1, act)
+        x = layers.GlobalAveragePooling2D()(x)
+        return layers.Dense(arch["classes"], name="logits")(x)
+
+    def _one_cell(self, keras: Any, arch: dict, kind: str, s0: Any, s1: Any, c: int, act: str,
+                  shrunk: bool) -> Any:
+        layers = keras.layers
+        s0 = self._reduce_skip(keras, s0, c, act) if shrunk else self._relu_conv(keras, s0, c, act)
+        s1 = self._relu_conv(keras, s1, c, act)
+        states = [s0, s1]
+        for i in range(len(arch[f"{kind}_op_a"])):
+            terms = []
+            for side in ("a", "b"):
+                j = arch[f"{kind}_in_{side}"][i]
+                stride = 2 if kind == "reduce" and j < 2 else 1
+                terms.append(self._cell_op(keras, arch[f"{kind}_op_{side}"][i], states[j], c, stride, act))
+            states.append(layers.Add()(terms))
+        return layers.Concatenate()(states[2:])
+
+    def _relu_conv(self, keras: Any, x: Any, c: int, act: str, strides: int = 1) -> Any:
+        return self._conv(keras, self._act(keras, x, act), c, 1, strides)
+
+    def _reduce_skip(self, keras: Any, x: Any, c: int, act: str) -> Any:
+        """NASNet's factorised reduction: two strided 1x1 paths, the second shifted one pixel."""
+        layers = keras.layers
+        x = self._act(keras, x, act)
+        a = layers.Conv2D(c // 2, 1, use_bias=False)(layers.AveragePooling2D(1, 2)(x))
+        shifted = layers.Cropping2D(((1, 0), (1, 0)))(layers.ZeroPadding2D(((0, 1), (0, 1)))(x))
+        b = layers.Conv2D(c - c // 2, 1, use_bias=False)(layers.AveragePooling2D(1, 2)(shifted))
+        return layers.BatchNormalization()(layers.Concatenate()([a, b]))
+
+    def _sep(self, keras: Any, x: Any, c: int, kernel: int, stride: int, act: str, dilation: int = 1) -> Any:
+        """activation, depthwise (kernel, dilated), pointwise, BN; a dilated one strides in its 1x1."""
+        layers = keras.layers
+        x = self._act(keras, x, act)
+        dw_stride = stride if dilation == 1 else 1
+        x = layers.DepthwiseConv2D(kernel, dw_stride, padding="same", dilation_rate=dilation, use_bias=False)(x)
+        x = layers.Conv2D(c, 1, strides=stride // dw_stride, use_bias=False)(x)
+        return layers.BatchNormalization()(x)
+
+    def _cell_op(self, keras: Any, op: str, x: Any, c: int, stride: int, act: str) -> Any:
+        layers = keras.layers
+        if op.startswith("sep"):  # DARTS's SepConv: the separable convolution twice
+            k = int(op[3:])
+            return self._sep(keras, self._sep(keras, x, c, k, stride, act), c, k, 1, act)
+        if op.startswith("dil"):
+            return self._sep(keras, x, c, int(op[3:]), stride, act, dilation=2)
+        if op == "avg3":
+            return layers.AveragePooling2D(3, stride, padding="same")(x)
+        if op == "max3":
+            return layers.MaxPooling2D(3, stride, padding="same")(x)
+        if op == "skip":
+            return x if stride == 1 else self._reduce_skip(keras, x, c, act)
+        raise ValueError(f"unknown cell operation {op!r}")
 
     # ------------------------------------------------------------------ unet
     def _unet(self, arch: dict, inputs: Any, keras: Any) -> Any:

@@ -83,3 +83,52 @@ def test_attention_on_a_large_map_pools_its_keys():
     attention = next(layer for layer in model.layers if type(layer).__name__ == "MultiHeadAttention")
     queries, keys = (int(t.shape[1]) for t in attention.input)
     assert queries == 32 * 32 and keys <= 256
+
+
+CELL_SPACE = search_spaces.get("breadth", families="cell")
+CELL = {"family": "cell", "activation": "relu", "resolution": 47, "in_channels": 3, "channels": 8,
+        "stem_reductions": 1, "repeats": 1, "classes": 10,
+        "normal_nodes": 3, "normal_op_a": ["sep3", "avg3", "dil5"], "normal_op_b": ["skip", "max3", "sep5"],
+        "normal_in_a": [1, 0, 2], "normal_in_b": [0, 2, 3],
+        "reduce_nodes": 2, "reduce_op_a": ["max3", "sep7"], "reduce_op_b": ["skip", "avg3"],
+        "reduce_in_a": [1, 0], "reduce_in_b": [0, 2]}
+
+
+def test_cell_networks_have_nasnets_operators_and_run_on_the_npu():
+    """Stride-1 'same' average pools on small maps, depthwise/pointwise chains, the factorised
+    reduction's pad and crop, concatenated nodes: NASNet's structure, int8, all on the U55's NPU."""
+    from predictors import targets
+    from predictors.tflite_model import inspect_model
+
+    arch = CELL_SPACE.decode(dict(CELL, space="breadth", options={"families": "cell"}))
+    model = CELL_SPACE.build(arch)
+    assert [tuple(o.shape) for o in model.outputs] == CELL_SPACE.output_shapes(arch)
+    tflite = to_tflite(model)
+    info = inspect_model(tflite, with_options=True)
+    assert {"DEPTHWISE_CONV_2D", "CONV_2D", "MAX_POOL_2D", "PAD", "STRIDED_SLICE", "CONCATENATION", "ADD",
+            "RELU"} <= set(info.opcodes)
+    pools = [(op.options.get("StrideH"), info.tensors[op.inputs[0]].shape[1])
+             for op in info.operators if op.opcode == "AVERAGE_POOL_2D"]
+    assert {size for stride, size in pools if stride == 1} == {24, 12, 6}  # each stage's normal cell
+    assert len(info.operators) > 100
+    measured = targets.get("ethos-u55-128").measure(tflite)
+    assert measured["cpu_operators"] == 0 and measured["npu_operators"] >= len(info.operators)
+
+
+def test_families_option_keeps_the_classic_draws_and_ids():
+    import numpy as np
+
+    classic, explicit, cells, both = (search_spaces.get("breadth", **o) for o in
+                                      ({}, {"families": "classic"}, {"families": "cell"}, {"families": "all"}))
+    assert classic.options == explicit.options == {}  # the default is not part of any arch_id
+    draws = [classic.sample(np.random.default_rng([0, i])) for i in range(20)]
+    assert [classic.arch_id(a) for a in draws] == [explicit.arch_id(explicit.sample(np.random.default_rng([0, i])))
+                                                   for i in range(20)]
+    assert classic.arch_id(draws[0]) == "d156053c07353b20"  # a committed network (data/edgedlperf)
+    assert {a["family"] for a in draws} <= {"branchy", "unet", "temporal", "recurrent"}
+    assert {cells.sample(np.random.default_rng([0, i]))["family"] for i in range(5)} == {"cell"}
+    assert {both.sample(np.random.default_rng([1, i]))["family"] for i in range(40)} >= {"cell", "branchy"}
+    arch = cells.decode(dict(CELL, space="breadth", options={"families": "cell"}))
+    assert search_spaces.from_encoded(cells.encode(arch))[0].options == {"families": "cell"}
+    with pytest.raises(Exception, match="classic, cell"):
+        search_spaces.get("breadth", families="nasnet")
