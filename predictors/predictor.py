@@ -30,6 +30,7 @@ class PredictionWarning(UserWarning):
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
+SIZE_MARGIN = 1.25  # Predictor.novelty: a graph this much larger (smaller) than every training graph
 
 
 def prior_matrix(u: np.ndarray, est: np.ndarray | None, names: Sequence[str], priors: dict[str, list]) -> np.ndarray:
@@ -108,6 +109,9 @@ class Predictor:
         # the operator types of the training graphs (None: a predictor from before they were recorded)
         seen = manifest.get("op_types")
         self.op_types_seen: frozenset[int] | None = frozenset(seen) if seen is not None else None
+        # the fewest and most operators of a training graph (None: recorded since 2026-12-08)
+        sizes = manifest.get("graph_nodes")
+        self.graph_nodes_seen: tuple[int, int] | None = (int(sizes[0]), int(sizes[1])) if sizes else None
         # trained with ``unknown_ops``: an operator type no training graph had reads as UNKNOWN_OP_TYPE,
         # the embedding that learnt "some operator" (else it would keep its untrained one)
         self._op_map: np.ndarray | None = None
@@ -315,7 +319,9 @@ class Predictor:
     def novelty(self, arrays: dict[str, Any]) -> list[str]:
         """What a graph has that none of this predictor's training graphs had: operator types
         it never saw, features that were constant in training and differ here, graph
-        features more than the normaliser's clip (8 std) from the training mean."""
+        features more than the normaliser's clip (8 std) from the training mean, and more
+        operators than the largest training graph had by a quarter (or fewer than the
+        smallest by as much): a sum over operators extrapolated there is a guess."""
         from predictors.graph import GRAPH_FEATURES, NODE_FEATURES, UNKNOWN_OP_TYPE
         from predictors.graph.normalizer import CLIP
         from predictors.tflite_model import builtin_operator_names
@@ -325,6 +331,12 @@ class Predictor:
             names = builtin_operator_names()
             new = sorted(set(int(t) for t in arrays["op_type"]) - self.op_types_seen)
             found += [f"operator {names.get(t, 'unknown') if t != UNKNOWN_OP_TYPE else 'unknown'}" for t in new]
+        if self.graph_nodes_seen is not None:
+            n, (low, high) = len(arrays["op_type"]), self.graph_nodes_seen
+            if n > SIZE_MARGIN * high:
+                found.append(f"{n} operators (training graphs had at most {high})")
+            elif n * SIZE_MARGIN < low:
+                found.append(f"{n} operators (training graphs had at least {low})")
         for cols, values, features in ((self.normalizer.node, arrays["x"], NODE_FEATURES),
                                        (self.normalizer.graph, arrays["u"], GRAPH_FEATURES)):
             scaled = np.where(cols.log, np.log1p(np.maximum(values, 0)), values)

@@ -551,6 +551,7 @@ def train_predictor(
         "few_shot": bool(few_shot),
         # what Predictor.novelty calls unseen: operator types of no training graph
         "op_types": training_op_types(train, base),
+        "graph_nodes": training_graph_nodes(train, base),  # and graphs far larger or smaller than theirs
     }
     state = {f"member{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
     predictor = Predictor(manifest, state)
@@ -627,6 +628,14 @@ def training_op_types(train: list, base: Any = None) -> list[int]:
     if base is not None and base.op_types_seen is not None:
         seen |= base.op_types_seen
     return sorted(seen)
+
+
+def training_graph_nodes(train: list, base: Any = None) -> list[int]:
+    """The fewest and the most operators (nodes) of a training graph (and of a few-shot base's)."""
+    sizes = [int(g.num_nodes) for g in train]
+    if base is not None and base.graph_nodes_seen is not None:
+        sizes += list(base.graph_nodes_seen)
+    return [min(sizes), max(sizes)]
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -324,9 +324,10 @@ def test_predictions_in_parallel_threads_equal_the_serial_ones(trained, kws_data
     assert len(serial[0]) == len(graphs)
 
 
-def test_novelty_names_what_no_training_graph_had_and_nothing_on_committed_graphs(trained):
-    """A trained predictor records its training graphs' operator types; a graph of the same
-    space raises no novelty, a float16 third-party file names float activations and new ops."""
+def test_novelty_names_what_no_training_graph_had_and_nothing_on_committed_graphs(trained, kws_data):
+    """A trained predictor records its training graphs' operator types and sizes; a graph of the
+    same space raises no novelty, a float16 third-party file names float activations, new ops
+    and its size (more operators than any keyword-spotting graph)."""
     import random
     import warnings
     from pathlib import Path
@@ -341,6 +342,12 @@ def test_novelty_names_what_no_training_graph_had_and_nothing_on_committed_graph
     third_party = Path(__file__).resolve().parents[1] / "data" / "thirdparty" / "face_detection_short_range.tflite"
     unseen = predictor.novelty(graph_arrays(third_party))
     assert "operator PAD" in unseen and "out_dtype_float32 (constant in training)" in unseen
+    graphs, _ = load_graphs([kws_data])
+    train, _, _ = split_by_network(graphs)
+    sizes = [int(g.num_nodes) for g in train]
+    assert predictor.graph_nodes_seen == (min(sizes), max(sizes))
+    n = len(graph_arrays(third_party)["op_type"])
+    assert n > 1.25 * max(sizes) and f"{n} operators (training graphs had at most {max(sizes)})" in unseen
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = predictor.predict(third_party)  # an Ethos-U predictor: refused, so nothing to call a guess
