@@ -40,10 +40,10 @@ Four families, and a fifth on request:
   average or max pooling, identity), and concatenates the nodes.  A normal cell and a
   reduction cell each have their own genotype.  This is where stride-1 'same' pooling on
   small maps, long chains of depthwise/pointwise pairs, stand-alone activations, pads
-  and crops, and graphs of several hundred operators come from.  The Ethos-U predictors
-  trained without them were 37-69 % off on such networks, and NASNetMobile's U55 error
-  (28 %) is mostly its four crops (``STRIDED_SLICE``), which Vela folds into their
-  consumers and the predictor charged 6 ms.
+  and crops, and graphs of several hundred operators come from.  The Ethos-U
+  predictors trained without them were 43-88 % off on their latency (800 networks), and
+  NASNetMobile's U55 error (28 %) is mostly its four crops (``STRIDED_SLICE``), which
+  Vela folds into their consumers and the predictor charged 6 ms.
 
 Option ``families``: ``classic`` (the default: the first four families; the draws and
 every stored ``arch_id`` as before), ``cell`` (cell networks only) or ``all``.
