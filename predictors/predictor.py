@@ -109,7 +109,7 @@ class Predictor:
         # the operator types of the training graphs (None: a predictor from before they were recorded)
         seen = manifest.get("op_types")
         self.op_types_seen: frozenset[int] | None = frozenset(seen) if seen is not None else None
-        # the fewest and most operators of a training graph (None: recorded since 2026-12-08)
+        # the fewest and most operators of a training graph (None: a predictor from before 2026-12-08)
         sizes = manifest.get("graph_nodes")
         self.graph_nodes_seen: tuple[int, int] | None = (int(sizes[0]), int(sizes[1])) if sizes else None
         # trained with ``unknown_ops``: an operator type no training graph had reads as UNKNOWN_OP_TYPE,
