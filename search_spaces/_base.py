@@ -340,6 +340,11 @@ class SearchSpace(ABC):
         """Hook: derive options from one another (e.g. a dataset preset)."""
         return options
 
+    def _options_without_defaults(self, options: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``_resolve_options`` for options added after a space's networks were stored: an
+        option at its default is left out, so every stored ``arch_id`` stays."""
+        return {k: v for k, v in options.items() if v != self.option_specs[k].default}
+
     # ----- the description of the choices
     @abstractmethod
     def _draw(self, ch: Chooser) -> None:

@@ -116,8 +116,7 @@ class BreadthSpace(SearchSpace):
                            "cell networks) or all"),
     }
 
-    def _resolve_options(self, options: dict[str, Any], given: Any) -> dict[str, Any]:
-        return {k: v for k, v in options.items() if v != self.option_specs[k].default}  # stored ids stay
+    _resolve_options = SearchSpace._options_without_defaults  # the stored networks keep their ids
 
     def _draw(self, ch: Chooser) -> None:
         family = ch.choice("family", FAMILY_SETS[self.options.get("families", "classic")])
@@ -319,8 +318,8 @@ class BreadthSpace(SearchSpace):
             states.append(layers.Add()(terms))
         return layers.Concatenate()(states[2:])
 
-    def _relu_conv(self, keras: Any, x: Any, c: int, act: str, strides: int = 1) -> Any:
-        return self._conv(keras, self._act(keras, x, act), c, 1, strides)
+    def _relu_conv(self, keras: Any, x: Any, c: int, act: str) -> Any:
+        return self._conv(keras, self._act(keras, x, act), c, 1)
 
     def _reduce_skip(self, keras: Any, x: Any, c: int, act: str) -> Any:
         """NASNet's factorised reduction: two strided 1x1 paths, the second shifted one pixel."""

@@ -90,8 +90,7 @@ class GenericSpace(SearchSpace):
                          "give pow2 (widths from round-number lists) or any (any integer in their range)"),
     }
 
-    def _resolve_options(self, options: dict[str, Any], given: Any) -> dict[str, Any]:
-        return {k: v for k, v in options.items() if v != self.option_specs[k].default}
+    _resolve_options = SearchSpace._options_without_defaults  # the stored networks keep their ids
 
     def _width_choice(self, ch: Chooser, name: str, choices: tuple, index: int | None = None) -> int:
         if self.options.get("widths", "pow2") == "any":
